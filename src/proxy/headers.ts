@@ -1,0 +1,130 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Headers that belong to one hop and never travel through a proxy (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  // Node answers "Expect: 100-continue" itself before the request reaches the proxy.
+  'expect',
+]);
+/** Set by the proxy itself; a client's values are dropped. */
+const PROXY_SET = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port']);
+
+/** Does a comma-separated header value hold this token (any case, any spacing)? */
+export function hasToken(value: string | undefined, token: string): boolean {
+  if (!value) return false;
+  const lower = value.toLowerCase();
+  let from = 0;
+  while (true) {
+    const at = lower.indexOf(token, from);
+    if (at < 0) return false;
+    const end = at + token.length;
+    if (isTokenEdge(lower, at - 1, -1) && isTokenEdge(lower, end, 1)) return true;
+    from = end;
+  }
+}
+
+function isTokenEdge(text: string, index: number, direction: 1 | -1): boolean {
+  for (let i = index; i >= 0 && i < text.length; i += direction) {
+    const code = text.charCodeAt(i);
+    if (code === 0x2c) return true; // ','
+    if (code !== 0x20 && code !== 0x09) return false;
+  }
+  return true;
+}
+
+/**
+ * A WebSocket upgrade: Connection holds the token "upgrade" (Node's parser flags
+ * that as req.upgrade, for any list form such as "keep-alive, Upgrade") and Upgrade
+ * names "websocket", any case. RFC 6455 requires GET.
+ */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  return req.method === 'GET' && hasToken(req.headers.connection, 'upgrade') && hasToken(req.headers.upgrade, 'websocket');
+}
+
+/** Names listed in Connection beyond the standard hop-by-hop ones, or undefined. */
+function connectionListed(connection: string | undefined): Set<string> | undefined {
+  if (!connection) return undefined;
+  let listed: Set<string> | undefined;
+  for (const part of connection.split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name && !HOP_BY_HOP.has(name) && name !== 'close') (listed ??= new Set()).add(name);
+  }
+  return listed;
+}
+
+export interface ForwardContext {
+  readonly clientAddress: string;
+  readonly secure: boolean;
+  readonly localPort: number;
+}
+
+/**
+ * The request headers to send upstream, as a flat [name, value, ...] list in the
+ * client's order and case: hop-by-hop and Connection-listed headers removed,
+ * X-Forwarded-For appended to, X-Forwarded-Proto/Host/Port set, Via added, Host
+ * passed through unchanged. For a WebSocket handshake, Upgrade and Connection are
+ * normalised to "websocket" / "Upgrade".
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, context: ForwardContext, webSocket: boolean): string[] {
+  const raw = req.rawHeaders;
+  const listed = connectionListed(req.headers.connection);
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  let via: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || PROXY_SET.has(lower) || listed?.has(lower)) continue;
+    if (lower === 'x-forwarded-for') {
+      forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+      continue;
+    }
+    if (lower === 'via') {
+      via = via === undefined ? value : `${via}, ${value}`;
+      continue;
+    }
+    if (lower === 'host') host = value;
+    out.push(name, value);
+  }
+  const clientAddress = context.clientAddress;
+  out.push(
+    'X-Forwarded-For', forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`,
+    'X-Forwarded-Proto', context.secure ? 'https' : 'http',
+    'X-Forwarded-Port', String(context.localPort),
+    'Via', via === undefined ? `${req.httpVersion} switchyard` : `${via}, ${req.httpVersion} switchyard`,
+  );
+  if (host !== undefined) out.push('X-Forwarded-Host', host);
+  if (webSocket) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');
+  return out;
+}
+
+/**
+ * Response headers to relay to the client: hop-by-hop and Connection-listed ones
+ * removed, repeated headers (Set-Cookie) kept as separate lines. Accepts the raw
+ * [name, value, ...] list as undici (Buffers) or node:http (strings) gives it.
+ */
+export function clientResponseHeaders(raw: readonly (Buffer | string)[], keepUpgrade: boolean): string[] {
+  const out: string[] = [];
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as Buffer | string).length === 10 && raw[i]!.toString().toLowerCase() === 'connection') {
+      listed = connectionListed(raw[i + 1]!.toString());
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString();
+    const lower = name.toLowerCase();
+    if (listed?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) && !(keepUpgrade && (lower === 'upgrade' || lower === 'connection'))) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  return out;
+}
+
+/** The client address as logs and X-Forwarded-For show it (IPv4-mapped IPv6 unwrapped). */
+export function normaliseAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}

@@ -1,0 +1,176 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { ProxyError, upstreamError } from '../errors.js';
+import type { UpstreamServer } from '../upstream/upstream-server.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import type { ProxyContext } from './proxy-context.js';
+import { upstreamPath } from './target.js';
+
+const kExchange = Symbol('switchyard.exchange');
+type TrackedResponse = ServerResponse & { [kExchange]?: HttpExchange };
+
+/**
+ * One proxied HTTP request: picks a server, streams the request to it through
+ * undici's pool, and streams the response back with backpressure both ways.
+ * It is undici's dispatch handler itself, so no closures are made per request.
+ */
+export class HttpExchange implements Dispatcher.DispatchHandler {
+  private server: UpstreamServer | undefined;
+  private tried: UpstreamServer[] | undefined;
+  private setCookie: string | undefined;
+  private body: PassThrough | null = null;
+  private abortUpstream: ((err?: Error) => void) | undefined;
+  private resumeUpstream: (() => void) | undefined;
+  /** The request reached a backend socket: no longer safe to retry blindly. */
+  private sent = false;
+  private done = false;
+  private readonly headers: string[];
+
+  constructor(
+    private readonly context: ProxyContext,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly forward: ForwardContext,
+  ) {
+    this.headers = upstreamRequestHeaders(req, forward, false);
+    context.registry.requestStarted();
+    (res as TrackedResponse)[kExchange] = this;
+    res.on('close', onResponseClose);
+    res.on('drain', onResponseDrain);
+  }
+
+  start(): void {
+    const req = this.req;
+    if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0') {
+      if (req.headers['transfer-encoding'] !== undefined && req.headers['transfer-encoding'].toLowerCase() !== 'chunked') {
+        this.fail(new ProxyError('SY_CLIENT_UNSUPPORTED_TRANSFER_ENCODING', req.headers['transfer-encoding']));
+        return;
+      }
+      // undici destroys a body stream when the upstream fails mid-request; a
+      // PassThrough in between keeps the client's connection able to get a 502.
+      this.body = req.pipe(new PassThrough());
+    }
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    const { pool, registry } = this.context;
+    const selection = pool.select(
+      { kind: 'http', clientAddress: this.forward.clientAddress, cookieHeader: this.req.headers.cookie, secure: this.forward.secure, tried: this.tried },
+      Date.now(),
+    );
+    if (!selection) {
+      this.fail(new ProxyError('SY_NO_UPSTREAM'));
+      return;
+    }
+    const server = selection.server;
+    this.server = server;
+    this.setCookie = selection.setCookie;
+    server.active++;
+    if (registry.draining) this.res.shouldKeepAlive = false;
+    try {
+      server.dispatcher.dispatch({
+        origin: server.origin,
+        method: this.req.method as Dispatcher.HttpMethod,
+        path: upstreamPath(server, this.req.url ?? '/'),
+        headers: this.headers,
+        body: this.body,
+      }, this);
+    } catch (err) {
+      server.active--;
+      this.server = undefined;
+      this.fail(upstreamError(err, 'response'));
+    }
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.sent = true;
+    this.abortUpstream = abort;
+    if (this.done) abort(new ProxyError('SY_CLIENT_CLOSED'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx: Node already answered 100-continue; others are dropped
+    if (this.done) return false;
+    this.resumeUpstream = resume;
+    const headers = clientResponseHeaders(rawHeaders, false);
+    if (this.setCookie !== undefined) headers.push('Set-Cookie', this.setCookie);
+    this.res.writeHead(statusCode, statusText, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.finish();
+  }
+
+  onError(err: Error): void {
+    const server = this.server;
+    if (this.done || !server) return;
+    const error = upstreamError(err, this.sent ? 'response' : 'connect');
+    if (!this.sent && error.retryable) {
+      this.context.pool.markFailed(server, Date.now());
+      this.releaseServer();
+      (this.tried ??= []).push(server);
+      this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');
+      this.dispatch();
+      return;
+    }
+    this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream request failed');
+    this.fail(error);
+  }
+
+  /** The client went away before the response ended. */
+  clientClosed(): void {
+    if (this.done) return;
+    this.abortUpstream?.(new ProxyError('SY_CLIENT_CLOSED'));
+    this.finish();
+  }
+
+  drained(): void {
+    this.resumeUpstream?.();
+  }
+
+  private fail(error: ProxyError): void {
+    const res = this.res;
+    if (!res.headersSent && !res.destroyed) {
+      const body = `${error.status} ${error.message}\n`;
+      res.shouldKeepAlive = res.shouldKeepAlive && error.status < 500;
+      res.writeHead(error.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Switchyard-Error': error.code });
+      res.end(body);
+    } else {
+      res.destroy();
+    }
+    this.finish();
+  }
+
+  private releaseServer(): void {
+    if (this.server) this.server.active--;
+    this.server = undefined;
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.releaseServer();
+    if (this.body && !this.body.destroyed) {
+      this.req.unpipe(this.body);
+      this.body.destroy();
+    }
+    this.context.registry.requestFinished();
+  }
+}
+
+function onResponseClose(this: TrackedResponse): void {
+  const exchange = this[kExchange];
+  if (exchange && !this.writableFinished) exchange.clientClosed();
+}
+
+function onResponseDrain(this: TrackedResponse): void {
+  this[kExchange]?.drained();
+}

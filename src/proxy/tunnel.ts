@@ -1,0 +1,137 @@
+import type { Socket } from 'node:net';
+import type { Closable, ConnectionRegistry } from '../server/connection-registry.js';
+import type { UpstreamServer } from '../upstream/upstream-server.js';
+
+const kTunnel = Symbol('switchyard.tunnel');
+type TunnelSocket = Socket & { [kTunnel]?: Tunnel };
+
+export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown';
+
+const CLIENT_READ_ENDED = 1;
+const UPSTREAM_READ_ENDED = 2;
+const KEEPALIVE_DELAY_MS = 60_000;
+
+/**
+ * The two-way byte pipe after a 101. Listeners are shared module functions that
+ * find their tunnel through a symbol on the socket, so an idle tunnel costs two
+ * sockets and this one small object: no per-connection closures, nothing
+ * allocated per chunk. Backpressure pauses the fast side; a FIN is passed on;
+ * an error on either side destroys both; the idle timer watches bytes both ways.
+ */
+export class Tunnel implements Closable {
+  bytesFromClient = 0;
+  bytesFromUpstream = 0;
+  endReason: TunnelEndReason | undefined;
+  private readEnded = 0;
+
+  constructor(
+    readonly client: Socket,
+    readonly upstream: Socket,
+    readonly server: UpstreamServer,
+    private readonly registry: ConnectionRegistry,
+    idleTimeoutMs: number,
+  ) {
+    (client as TunnelSocket)[kTunnel] = this;
+    (upstream as TunnelSocket)[kTunnel] = this;
+    server.active++;
+    registry.addTunnel(this);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    client.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    upstream.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    // The client socket sees every byte both ways (reads, and writes of what the
+    // upstream sent), so one timer covers "no bytes either way".
+    if (idleTimeoutMs > 0) client.setTimeout(idleTimeoutMs, onIdle);
+    client.on('error', onSocketError);
+    upstream.on('error', onSocketError);
+    client.on('close', onSocketClose);
+    upstream.on('close', onSocketClose);
+    client.on('end', onClientEnd);
+    upstream.on('end', onUpstreamEnd);
+    client.on('drain', onClientDrain);
+    upstream.on('drain', onUpstreamDrain);
+    client.on('data', onClientData);
+    upstream.on('data', onUpstreamData);
+  }
+
+  destroy(reason: TunnelEndReason): void {
+    this.endReason ??= reason;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  /** Called once per side; the second call retires the tunnel. */
+  sideClosed(socket: Socket): void {
+    const other = socket === this.client ? this.upstream : this.client;
+    if (!other.destroyed) {
+      // A clean close after both FINs lets the other side flush; anything else
+      // (a reset, a close without FIN) takes the other side down with it.
+      if (this.readEnded !== (CLIENT_READ_ENDED | UPSTREAM_READ_ENDED)) {
+        this.endReason ??= socket === this.client ? 'client' : 'upstream';
+        other.destroy();
+      }
+      return;
+    }
+    this.server.active--;
+    this.registry.removeTunnel(this);
+    const client = this.client as TunnelSocket;
+    const upstream = this.upstream as TunnelSocket;
+    client[kTunnel] = undefined;
+    upstream[kTunnel] = undefined;
+  }
+
+  readEnd(side: number): void {
+    this.readEnded |= side;
+    if (side === CLIENT_READ_ENDED) {
+      this.endReason ??= 'client';
+      this.upstream.end();
+    } else {
+      this.endReason ??= 'upstream';
+      this.client.end();
+    }
+  }
+}
+
+function onClientData(this: TunnelSocket, chunk: Buffer): void {
+  const tunnel = this[kTunnel];
+  if (!tunnel) return;
+  tunnel.bytesFromClient += chunk.length;
+  if (!tunnel.upstream.write(chunk)) this.pause();
+}
+
+function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
+  const tunnel = this[kTunnel];
+  if (!tunnel) return;
+  tunnel.bytesFromUpstream += chunk.length;
+  if (!tunnel.client.write(chunk)) this.pause();
+}
+
+function onClientDrain(this: TunnelSocket): void {
+  this[kTunnel]?.upstream.resume();
+}
+
+function onUpstreamDrain(this: TunnelSocket): void {
+  this[kTunnel]?.client.resume();
+}
+
+function onClientEnd(this: TunnelSocket): void {
+  this[kTunnel]?.readEnd(CLIENT_READ_ENDED);
+}
+
+function onUpstreamEnd(this: TunnelSocket): void {
+  this[kTunnel]?.readEnd(UPSTREAM_READ_ENDED);
+}
+
+function onIdle(this: TunnelSocket): void {
+  this[kTunnel]?.destroy('idle');
+}
+
+function onSocketError(this: TunnelSocket): void {
+  // The error itself is expected traffic (resets); 'close' follows and tears down.
+  const tunnel = this[kTunnel];
+  if (tunnel) tunnel.endReason ??= 'error';
+}
+
+function onSocketClose(this: TunnelSocket): void {
+  this[kTunnel]?.sideClosed(this);
+}

@@ -1,0 +1,184 @@
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
+import { ProxyError, upstreamError } from '../errors.js';
+import type { UpstreamServer } from '../upstream/upstream-server.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import type { ProxyContext } from './proxy-context.js';
+import { destroyAfterGrace, writeRawResponse } from './raw-response.js';
+import { upstreamPath } from './target.js';
+import { Tunnel } from './tunnel.js';
+
+type OwnedSocket = Socket & { _httpMessage?: unknown };
+
+/**
+ * One WebSocket opening handshake: sends the client's handshake to a server
+ * (trying the next one when it cannot connect), relays a 101 with every header
+ * and starts a Tunnel, or relays any other answer and closes both connections.
+ */
+export class WebSocketHandshake {
+  private server: UpstreamServer | undefined;
+  private tried: UpstreamServer[] | undefined;
+  private setCookie: string | undefined;
+  private request: ClientRequest | undefined;
+  private connected = false;
+  private done = false;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private readonly headers: string[];
+
+  constructor(
+    private readonly context: ProxyContext,
+    private readonly req: IncomingMessage,
+    private readonly client: Socket,
+    private readonly clientHead: Buffer,
+    private readonly forward: ForwardContext,
+  ) {
+    this.headers = upstreamRequestHeaders(req, forward, true);
+    context.registry.requestStarted();
+    client.on('close', this.onClientClose);
+  }
+
+  start(): void {
+    const selection = this.context.pool.select(
+      { kind: 'upgrade', clientAddress: this.forward.clientAddress, cookieHeader: this.req.headers.cookie, secure: this.forward.secure, tried: this.tried },
+      Date.now(),
+    );
+    if (!selection) {
+      this.fail(new ProxyError('SY_NO_UPSTREAM'));
+      return;
+    }
+    const server = selection.server;
+    this.server = server;
+    this.setCookie = selection.setCookie;
+    this.connected = false;
+    server.active++;
+    const { timeouts } = this.context;
+    const request = http.request({
+      method: 'GET',
+      path: upstreamPath(server, this.req.url ?? '/'),
+      headers: this.headers,
+      setHost: false,
+      createConnection: () => this.connect(server),
+    });
+    this.request = request;
+    request.setTimeout(timeouts.responseMs, this.onResponseTimeout);
+    request.on('upgrade', this.onUpgrade);
+    request.on('response', this.onResponse);
+    request.on('error', this.onRequestError);
+    request.end();
+  }
+
+  private connect(server: UpstreamServer): Socket {
+    const socket = server.secure
+      ? tls.connect({ host: server.hostname, port: server.port, servername: net.isIP(server.hostname) ? undefined : server.hostname, ALPNProtocols: ['http/1.1'] })
+      : net.connect({ host: server.hostname, port: server.port, allowHalfOpen: true });
+    this.connectTimer = setTimeout(this.onConnectTimeout, this.context.timeouts.connectMs, socket);
+    socket.once(server.secure ? 'secureConnect' : 'connect', this.onConnected);
+    return socket;
+  }
+
+  private readonly onConnected = (): void => {
+    this.connected = true;
+    clearTimeout(this.connectTimer);
+  };
+
+  private readonly onConnectTimeout = (socket: Socket): void => {
+    const err = Object.assign(new Error(`no connection within ${this.context.timeouts.connectMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' });
+    socket.destroy(err);
+  };
+
+  private readonly onResponseTimeout = (): void => {
+    this.request?.destroy(Object.assign(new Error('no handshake response in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+  };
+
+  private readonly onUpgrade = (res: IncomingMessage, upstream: Socket, upstreamHead: Buffer): void => {
+    const server = this.server;
+    if (this.done || !server || res.statusCode !== 101) {
+      upstream.destroy();
+      if (!this.done) this.fail(new ProxyError('SY_UPSTREAM_BAD_RESPONSE', `upgrade answered ${res.statusCode}`));
+      return;
+    }
+    const client = this.client;
+    // Node leaves the ClientRequest hanging off the socket; drop it so an idle
+    // tunnel keeps nothing of the handshake.
+    (upstream as OwnedSocket)._httpMessage = null;
+    upstream.removeAllListeners('timeout');
+    upstream.setTimeout(0);
+    let head = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
+    const headers = clientResponseHeaders(res.rawHeaders, true);
+    if (this.setCookie !== undefined) headers.push('Set-Cookie', this.setCookie);
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    client.write(`${head}\r\n`);
+    if (upstreamHead.length > 0) client.write(upstreamHead);
+    if (this.clientHead.length > 0) upstream.write(this.clientHead);
+    this.complete();
+    server.active--;
+    new Tunnel(client, upstream, server, this.context.registry, this.context.timeouts.tunnelIdleMs);
+  };
+
+  /** The backend refused the upgrade: relay its answer and close both sides. */
+  private readonly onResponse = (res: IncomingMessage): void => {
+    const client = this.client;
+    if (this.done) {
+      res.destroy();
+      return;
+    }
+    this.request?.setTimeout(0);
+    const headers = clientResponseHeaders(res.rawHeaders, false);
+    let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string;
+      if (name.toLowerCase() === 'content-length') continue;
+      head += `${name}: ${headers[i + 1]}\r\n`;
+    }
+    // The body is relayed close-delimited (no Content-Length, Connection: close),
+    // which stays correct whatever framing the backend used.
+    client.write(`${head}Connection: close\r\n\r\n`);
+    res.pipe(client);
+    res.on('error', () => client.destroy());
+    res.on('end', () => {
+      this.request?.destroy();
+      destroyAfterGrace(client);
+    });
+    this.complete();
+  };
+
+  private readonly onRequestError = (err: Error): void => {
+    const server = this.server;
+    if (this.done || !server) return;
+    const error = upstreamError(err, this.connected ? 'response' : 'connect');
+    clearTimeout(this.connectTimer);
+    server.active--;
+    this.server = undefined;
+    if (!this.connected && error.retryable) {
+      this.context.pool.markFailed(server, Date.now());
+      (this.tried ??= []).push(server);
+      this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');
+      this.start();
+      return;
+    }
+    this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'WebSocket handshake with upstream failed');
+    this.fail(error);
+  };
+
+  private readonly onClientClose = (): void => {
+    if (this.done) return;
+    this.request?.destroy();
+    if (this.server) this.server.active--;
+    this.server = undefined;
+    this.complete();
+  };
+
+  private fail(error: ProxyError): void {
+    writeRawResponse(this.client, error.status, `${error.status} ${error.message}`, ['X-Switchyard-Error', error.code]);
+    this.complete();
+  }
+
+  private complete(): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.connectTimer);
+    this.client.off('close', this.onClientClose);
+    this.context.registry.requestFinished();
+  }
+}

@@ -1,0 +1,66 @@
+import type { Socket } from 'node:net';
+
+export interface Closable {
+  /** Ends the tracked thing at once (both sockets of a tunnel). */
+  destroy(reason: string): void;
+}
+
+/**
+ * Every client connection, in-flight request and tunnel is registered here and
+ * leaves exactly once, so shutdown can wait for them and tests can prove that
+ * nothing leaks.
+ */
+export class ConnectionRegistry {
+  readonly connections = new Set<Socket>();
+  readonly tunnels = new Set<Closable>();
+  inFlight = 0;
+  draining = false;
+  private idleWaiters: (() => void)[] = [];
+
+  addConnection(socket: Socket): void {
+    this.connections.add(socket);
+    socket.once('close', () => {
+      this.connections.delete(socket);
+      this.checkIdle();
+    });
+  }
+
+  requestStarted(): void {
+    this.inFlight++;
+  }
+
+  requestFinished(): void {
+    this.inFlight--;
+    this.checkIdle();
+  }
+
+  addTunnel(tunnel: Closable): void {
+    this.tunnels.add(tunnel);
+  }
+
+  removeTunnel(tunnel: Closable): void {
+    if (this.tunnels.delete(tunnel)) this.checkIdle();
+  }
+
+  get busy(): boolean {
+    return this.inFlight > 0 || this.tunnels.size > 0;
+  }
+
+  /** Resolves once no request is in flight and no tunnel is open. */
+  whenIdle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  destroyAll(reason: string): void {
+    for (const tunnel of [...this.tunnels]) tunnel.destroy(reason);
+    for (const socket of [...this.connections]) socket.destroy();
+  }
+
+  private checkIdle(): void {
+    if (this.busy || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

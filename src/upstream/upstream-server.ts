@@ -1,0 +1,100 @@
+import { Pool } from 'undici';
+import { ProxyError } from '../errors.js';
+
+export interface ServerTimeouts {
+  readonly connectMs: number;
+  readonly responseMs: number;
+  readonly bodyIdleMs: number;
+}
+
+/** One backend: its address, its keep-alive connection pool and its load and health state. */
+export class UpstreamServer {
+  readonly url: string;
+  readonly secure: boolean;
+  readonly hostname: string;
+  readonly port: number;
+  /** http(s)://host:port, the key of the keep-alive pool. */
+  readonly origin: string;
+  /** Path prefix of the URL ('' for '/'); prepended to every forwarded path. */
+  readonly basePath: string;
+  readonly dispatcher: Pool;
+  /** Open tunnels plus in-flight requests. */
+  active = 0;
+  /** Passive health: not chosen before this time (ms since epoch). */
+  downUntil = 0;
+
+  constructor(rawUrl: string, timeouts: ServerTimeouts) {
+    const parsed = parseServerUrl(rawUrl);
+    this.url = rawUrl;
+    this.secure = parsed.secure;
+    this.hostname = parsed.hostname;
+    this.port = parsed.port;
+    this.origin = parsed.origin;
+    this.basePath = parsed.basePath;
+    this.dispatcher = new Pool(this.origin, {
+      connect: { timeout: timeouts.connectMs, servername: parsed.servername },
+      headersTimeout: timeouts.responseMs,
+      bodyTimeout: timeouts.bodyIdleMs,
+      keepAliveTimeout: 30_000,
+      // The proxy itself decides how many retries happen and where.
+      pipelining: 1,
+    });
+  }
+
+  isAvailable(now: number): boolean {
+    return this.downUntil <= now;
+  }
+
+  markFailed(now: number, failTimeoutMs: number): void {
+    this.downUntil = now + failTimeoutMs;
+  }
+
+  markHealthy(): void {
+    this.downUntil = 0;
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.destroy();
+  }
+}
+
+interface ParsedServerUrl {
+  secure: boolean;
+  hostname: string;
+  servername: string | undefined;
+  port: number;
+  origin: string;
+  basePath: string;
+}
+
+const SCHEMES: Record<string, { secure: boolean; port: number }> = {
+  'http:': { secure: false, port: 80 },
+  'ws:': { secure: false, port: 80 },
+  'https:': { secure: true, port: 443 },
+  'wss:': { secure: true, port: 443 },
+};
+
+export function parseServerUrl(rawUrl: string): ParsedServerUrl {
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new ProxyError('SY_CONFIG_INVALID', `"${rawUrl}" is not a URL (expected e.g. http://127.0.0.1:3000)`);
+  }
+  const scheme = SCHEMES[url.protocol];
+  if (!scheme) throw new ProxyError('SY_CONFIG_INVALID', `"${rawUrl}": expected a URL with scheme http, https, ws or wss`);
+  if (url.search || url.hash) throw new ProxyError('SY_CONFIG_INVALID', `"${rawUrl}": a backend URL takes no query or fragment`);
+  if (url.username || url.password) throw new ProxyError('SY_CONFIG_INVALID', `"${rawUrl}": a backend URL takes no credentials`);
+  const port = url.port ? Number(url.port) : scheme.port;
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const httpScheme = scheme.secure ? 'https' : 'http';
+  const isIp = /^[\d.]+$/.test(hostname) || hostname.includes(':');
+  return {
+    secure: scheme.secure,
+    hostname,
+    servername: scheme.secure && !isIp ? hostname : undefined,
+    port,
+    origin: `${httpScheme}://${url.host}`,
+    basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
+  };
+}
