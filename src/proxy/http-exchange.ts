@@ -5,6 +5,7 @@ import { ProxyError, upstreamError } from '../errors.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
+import { respondWithError } from './raw-response.js';
 import { upstreamPath } from './target.js';
 
 const kExchange = Symbol('switchyard.exchange');
@@ -137,15 +138,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   private fail(error: ProxyError): void {
-    const res = this.res;
-    if (!res.headersSent && !res.destroyed) {
-      const body = `${error.status} ${error.message}\n`;
-      res.shouldKeepAlive = res.shouldKeepAlive && error.status < 500;
-      res.writeHead(error.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Switchyard-Error': error.code });
-      res.end(body);
-    } else {
-      res.destroy();
-    }
+    respondWithError(this.res, error);
     this.finish();
   }
 

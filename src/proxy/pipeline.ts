@@ -4,7 +4,7 @@ import { ProxyError } from '../errors.js';
 import { isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
-import { writeRawResponse } from './raw-response.js';
+import { respondWithError, writeRawResponse } from './raw-response.js';
 import { WebSocketHandshake } from './websocket-handshake.js';
 
 /**
@@ -18,7 +18,7 @@ export class ProxyPipeline {
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
     const refusal = admit(req);
     if (refusal) {
-      respondError(res, refusal);
+      respondWithError(res, refusal);
       return;
     }
     new HttpExchange(this.context, req, res, this.forwardContext(req.socket)).start();
@@ -66,13 +66,6 @@ function admit(req: IncomingMessage): ProxyError | undefined {
 function absoluteFormAuthority(target: string): string | undefined {
   const match = /^https?:\/\/([^/?#]*)/i.exec(target);
   return match ? match[1] : undefined;
-}
-
-function respondError(res: ServerResponse, error: ProxyError): void {
-  const body = `${error.status} ${error.message}\n`;
-  res.shouldKeepAlive = false;
-  res.writeHead(error.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Switchyard-Error': error.code });
-  res.end(body);
 }
 
 function ignoreSocketError(): void {

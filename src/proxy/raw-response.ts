@@ -1,5 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ServerResponse } from 'node:http';
+import type { ProxyError } from '../errors.js';
 
 /**
  * Writes a complete HTTP/1.1 response straight onto a socket that no ServerResponse
@@ -29,4 +31,19 @@ export function destroyAfterGrace(socket: Duplex): void {
   const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * Answers with the error's status when no header was sent yet; otherwise the only
+ * honest signal left is to cut the response short. A 5xx also ends keep-alive.
+ */
+export function respondWithError(res: ServerResponse, error: ProxyError): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = `${error.status} ${error.message}\n`;
+  if (error.status >= 500 || error.source === 'client') res.shouldKeepAlive = false;
+  res.writeHead(error.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Switchyard-Error': error.code });
+  res.end(body);
 }
