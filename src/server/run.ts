@@ -8,32 +8,42 @@ export interface RunOptions {
   readonly onListening?: (addresses: BoundAddress[]) => void;
 }
 
+type ControlMessage =
+  | { type: 'switchyard:listening'; addresses: BoundAddress[] }
+  | { type: 'switchyard:stop'; now: boolean };
+
 /**
  * Runs a config until SIGTERM/SIGINT: in this process, or with `workers > 1` as a
- * node:cluster primary whose workers share the listening ports. Resolves with the
- * exit code.
+ * node:cluster primary whose workers share the listening ports. The first stop
+ * request drains; a second signal cuts everything. Resolves with the exit code.
  */
 export async function runProxy(config: SwitchyardConfig, options: RunOptions = {}): Promise<number> {
   const log = createLogger();
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, log, options);
   const proxy = await Switchyard.start(config, log);
-  if (cluster.isWorker) process.send?.({ type: 'switchyard:listening', addresses: proxy.addresses });
+  if (cluster.isWorker) sendToPrimary({ type: 'switchyard:listening', addresses: proxy.addresses });
   else options.onListening?.(proxy.addresses);
   return new Promise((resolve) => {
-    let signals = 0;
-    const stop = (signal: NodeJS.Signals): void => {
-      signals++;
-      if (signals === 1) {
-        log.info({ signal, drainMs: config.timeouts.drainMs }, 'shutting down: draining requests and tunnels');
-        void proxy.shutdown().then(() => resolve(0));
-      } else {
-        log.warn({ signal }, 'second signal: closing everything now');
-        void proxy.shutdown(0).then(() => resolve(0));
+    let draining = false;
+    const stop = (now: boolean, why: string): void => {
+      if (!draining) {
+        draining = true;
+        log.info({ why, drainMs: now ? 0 : config.timeouts.drainMs }, 'shutting down: draining requests and tunnels');
+        void proxy.shutdown(now ? 0 : undefined).then(() => resolve(0));
+      } else if (now) {
+        log.warn({ why }, 'closing everything now');
         proxy.registry.destroyAll('shutdown');
       }
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    // A terminal's Ctrl-C reaches the whole process group, and the primary asks
+    // too; only a second OS signal to this process means "now".
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => stop(++signals > 1, signal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('message', (message: ControlMessage) => {
+      if (message?.type === 'switchyard:stop') stop(message.now, 'primary');
+    });
   });
 }
 
@@ -43,8 +53,8 @@ function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions):
   let listening = 0;
   let stopping = false;
   const fork = (): void => {
-    cluster.fork(env).on('message', (message: { type?: string; addresses?: BoundAddress[] }) => {
-      if (message?.type !== 'switchyard:listening' || !message.addresses) return;
+    cluster.fork(env).on('message', (message: ControlMessage) => {
+      if (message?.type !== 'switchyard:listening') return;
       listening++;
       if (listening === config.workers) options.onListening?.(message.addresses);
     });
@@ -56,18 +66,25 @@ function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions):
     fork();
   });
   return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
+    let signals = 0;
+    const onSignal = (): void => {
       stopping = true;
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
-      const check = (): void => {
-        if (Object.keys(cluster.workers ?? {}).length === 0) resolve(0);
-      };
-      cluster.on('exit', check);
-      check();
+      const message: ControlMessage = { type: 'switchyard:stop', now: ++signals > 1 };
+      for (const worker of Object.values(cluster.workers ?? {})) {
+        if (worker?.isConnected()) worker.send(message);
+      }
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    const checkDone = (): void => {
+      if (stopping && Object.keys(cluster.workers ?? {}).length === 0) resolve(0);
+    };
+    cluster.on('exit', checkDone);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
+}
+
+function sendToPrimary(message: ControlMessage): void {
+  process.send?.(message);
 }
 
 export function describeStart(addresses: readonly BoundAddress[], config: SwitchyardConfig): string {
