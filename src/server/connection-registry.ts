@@ -1,5 +1,13 @@
 import type { Socket } from 'node:net';
 
+const kRegistry = Symbol('switchyard.registry');
+type RegisteredSocket = Socket & { [kRegistry]?: ConnectionRegistry };
+
+/** Shared by every connection: no closure is kept per socket. */
+function onConnectionClose(this: RegisteredSocket): void {
+  this[kRegistry]?.connectionClosed(this);
+}
+
 export interface Closable {
   /** Ends the tracked thing at once (both sockets of a tunnel). */
   destroy(reason: string): void;
@@ -18,11 +26,16 @@ export class ConnectionRegistry {
   private idleWaiters: (() => void)[] = [];
 
   addConnection(socket: Socket): void {
+    // A replayed request (an upgrade forwarded as plain HTTP) re-announces its socket.
+    if (this.connections.has(socket)) return;
     this.connections.add(socket);
-    socket.once('close', () => {
-      this.connections.delete(socket);
-      this.checkIdle();
-    });
+    (socket as RegisteredSocket)[kRegistry] = this;
+    socket.once('close', onConnectionClose);
+  }
+
+  connectionClosed(socket: Socket): void {
+    this.connections.delete(socket);
+    this.checkIdle();
   }
 
   requestStarted(): void {
