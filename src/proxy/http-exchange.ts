@@ -19,6 +19,8 @@ type TrackedResponse = ServerResponse & { [kExchange]?: HttpExchange };
 export class HttpExchange implements Dispatcher.DispatchHandler {
   private server: UpstreamServer | undefined;
   private tried: UpstreamServer[] | undefined;
+  /** Why the previous server failed, reported when no server is left to try. */
+  private lastError: ProxyError | undefined;
   private setCookie: string | undefined;
   private body: PassThrough | null = null;
   private abortUpstream: ((err?: Error) => void) | undefined;
@@ -62,7 +64,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       Date.now(),
     );
     if (!selection) {
-      this.fail(new ProxyError('SY_NO_UPSTREAM'));
+      this.fail(this.lastError ?? new ProxyError('SY_NO_UPSTREAM'));
       return;
     }
     const server = selection.server;
@@ -118,6 +120,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       this.context.pool.markFailed(server, Date.now());
       this.releaseServer();
       (this.tried ??= []).push(server);
+      this.lastError = error;
       this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');
       this.dispatch();
       return;

@@ -19,6 +19,8 @@ type OwnedSocket = Socket & { _httpMessage?: unknown };
 export class WebSocketHandshake {
   private server: UpstreamServer | undefined;
   private tried: UpstreamServer[] | undefined;
+  /** Why the previous server failed, reported when no server is left to try. */
+  private lastError: ProxyError | undefined;
   private setCookie: string | undefined;
   private request: ClientRequest | undefined;
   private connected = false;
@@ -36,6 +38,7 @@ export class WebSocketHandshake {
     this.headers = upstreamRequestHeaders(req, forward, true);
     context.registry.requestStarted();
     client.on('close', this.onClientClose);
+    client.on('end', this.onClientEnd);
   }
 
   start(): void {
@@ -44,7 +47,7 @@ export class WebSocketHandshake {
       Date.now(),
     );
     if (!selection) {
-      this.fail(new ProxyError('SY_NO_UPSTREAM'));
+      this.fail(this.lastError ?? new ProxyError('SY_NO_UPSTREAM'));
       return;
     }
     const server = selection.server;
@@ -153,12 +156,22 @@ export class WebSocketHandshake {
     if (!this.connected && error.retryable) {
       this.context.pool.markFailed(server, Date.now());
       (this.tried ??= []).push(server);
+      this.lastError = error;
       this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');
       this.start();
       return;
     }
     this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'WebSocket handshake with upstream failed');
     this.fail(error);
+  };
+
+  /**
+   * A client has no reason to half-close before the 101, and a reset racing the
+   * handshake often arrives as a plain EOF: either way, give up at once instead of
+   * holding both connections until the response timeout.
+   */
+  private readonly onClientEnd = (): void => {
+    if (!this.done) this.client.destroy();
   };
 
   private readonly onClientClose = (): void => {
@@ -179,6 +192,7 @@ export class WebSocketHandshake {
     this.done = true;
     clearTimeout(this.connectTimer);
     this.client.off('close', this.onClientClose);
+    this.client.off('end', this.onClientEnd);
     this.context.registry.requestFinished();
   }
 }
