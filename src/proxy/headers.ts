@@ -55,7 +55,8 @@ function connectionListed(connection: string | undefined): Set<string> | undefin
 export interface ForwardContext {
   readonly clientAddress: string;
   readonly secure: boolean;
-  readonly localPort: number;
+  /** The listener's port, as X-Forwarded-Port sends it. */
+  readonly localPort: string;
 }
 
 /**
@@ -92,7 +93,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, context: ForwardCon
   out.push(
     'X-Forwarded-For', forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`,
     'X-Forwarded-Proto', context.secure ? 'https' : 'http',
-    'X-Forwarded-Port', String(context.localPort),
+    'X-Forwarded-Port', context.localPort,
     'Via', via === undefined ? `${req.httpVersion} switchyard` : `${via}, ${req.httpVersion} switchyard`,
   );
   if (host !== undefined) out.push('X-Forwarded-Host', host);

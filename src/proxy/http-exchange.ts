@@ -40,7 +40,6 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     context.registry.requestStarted();
     (res as TrackedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
-    res.on('drain', onResponseDrain);
   }
 
   start(): void {
@@ -104,7 +103,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
+    if (this.res.write(chunk)) return true;
+    // Pause undici until the client catches up; most responses never get here.
+    this.res.once('drain', onResponseDrain);
+    return false;
   }
 
   onComplete(): void {
@@ -132,8 +134,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   /** The client went away before the response ended. */
   clientClosed(): void {
     if (this.done) return;
-    this.abortUpstream?.(new ProxyError('SY_CLIENT_CLOSED'));
+    // finish() first, so the abort's own onError is not logged as an upstream failure.
+    const abort = this.abortUpstream;
     this.finish();
+    abort?.(new ProxyError('SY_CLIENT_CLOSED'));
   }
 
   drained(): void {

@@ -43,10 +43,18 @@ export class ProxyPipeline {
     new WebSocketHandshake(this.context, req, socket, head, this.forwardContext(socket)).start();
   }
 
+  /** Computed once per connection: keep-alive requests reuse it. */
   private forwardContext(socket: Socket): ForwardContext {
-    return { clientAddress: normaliseAddress(socket.remoteAddress), secure: this.secure, localPort: socket.localPort ?? 0 };
+    const known = (socket as ForwardingSocket)[kForward];
+    if (known) return known;
+    const context = { clientAddress: normaliseAddress(socket.remoteAddress), secure: this.secure, localPort: String(socket.localPort ?? 0) };
+    (socket as ForwardingSocket)[kForward] = context;
+    return context;
   }
 }
+
+const kForward = Symbol('switchyard.forward');
+type ForwardingSocket = Socket & { [kForward]?: ForwardContext };
 
 /** Refuses what must never reach a backend; undefined when the request may pass. */
 function admit(req: IncomingMessage): ProxyError | undefined {
