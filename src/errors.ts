@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   SY_CLIENT_HEADER_TIMEOUT: { status: 408, source: 'client', retryable: false, message: 'request headers not received in time' },
   SY_CLIENT_UNSUPPORTED_TRANSFER_ENCODING: { status: 501, source: 'client', retryable: false, message: 'unsupported transfer coding' },
   SY_CLIENT_METHOD_NOT_ALLOWED: { status: 405, source: 'client', retryable: false, message: 'method not allowed' },
+  SY_CLIENT_HTTP_VERSION: { status: 505, source: 'client', retryable: false, message: 'HTTP version not supported' },
   SY_CLIENT_MISDIRECTED: { status: 400, source: 'client', retryable: false, message: 'request target names another host' },
   SY_CLIENT_CLOSED: { status: 499, source: 'client', retryable: false, message: 'client closed the connection' },
   SY_INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'internal error' },

@@ -58,6 +58,8 @@ type ForwardingSocket = Socket & { [kForward]?: ForwardContext };
 
 /** Refuses what must never reach a backend; undefined when the request may pass. */
 function admit(req: IncomingMessage): ProxyError | undefined {
+  // Node's parser also takes "GET /" (HTTP/0.9) and "HTTP/2.0" request lines.
+  if (req.httpVersionMajor !== 1) return new ProxyError('SY_CLIENT_HTTP_VERSION', `HTTP/${req.httpVersion}`);
   const target = req.url ?? '';
   if (target.charCodeAt(0) !== 0x2f) {
     // Absolute form (GET http://host/path): allowed only when it names the Host it
