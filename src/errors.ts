@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   SY_UPSTREAM_TLS: { status: 502, source: 'upstream', retryable: false, message: 'TLS with the upstream failed' },
   SY_UPSTREAM_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'upstream did not answer in time' },
   SY_UPSTREAM_BAD_RESPONSE: { status: 502, source: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
+  SY_NO_SITE: { status: 421, source: 'client', retryable: false, message: 'no site is configured for this host' },
+  SY_NO_ROUTE: { status: 404, source: 'client', retryable: false, message: 'no route matches this request' },
   SY_NO_UPSTREAM: { status: 503, source: 'internal', retryable: false, message: 'no upstream server is available' },
   SY_CLIENT_BAD_REQUEST: { status: 400, source: 'client', retryable: false, message: 'malformed request' },
   SY_CLIENT_HEADERS_TOO_LARGE: { status: 431, source: 'client', retryable: false, message: 'request headers too large' },

@@ -1,6 +1,6 @@
 /**
- * The runtime configuration model. Quick mode (`switchyard proxy ...`) produces it
- * from flags; the config file (a later issue) will produce the same shape.
+ * The runtime configuration model. Both front ends produce it: the quick-mode
+ * flags (one site, one catch-all route, one upstream) and the config file.
  * Every default lives in DEFAULTS below and is documented in docs/config.md.
  */
 export interface TlsFiles {
@@ -13,13 +13,24 @@ export interface ListenerConfig {
   readonly host: string;
   readonly port: number;
   readonly tls?: TlsFiles;
+  /** Names of the sites served here; undefined: every site. */
+  readonly sites?: readonly string[];
 }
 
 export type StickyMode = 'none' | 'cookie' | 'ip';
+export type BalancePolicy = 'round_robin' | 'least_conn';
+
+export interface ServerConfig {
+  /** http, https, ws or wss (ws/wss name the same origin as http/https). */
+  readonly url: string;
+  readonly weight: number;
+}
 
 export interface UpstreamConfig {
-  /** Backend URLs: http, https, ws or wss (ws/wss name the same origin as http/https). */
-  readonly servers: readonly string[];
+  readonly name: string;
+  readonly servers: readonly ServerConfig[];
+  /** undefined: round robin for requests, least connections for upgrades. */
+  readonly policy: BalancePolicy | undefined;
   readonly sticky: StickyMode;
   /** HMAC secret for the affinity cookie. */
   readonly stickySecret: string;
@@ -42,16 +53,77 @@ export interface TimeoutConfig {
   readonly drainMs: number;
 }
 
+export type RouteTimeouts = Pick<TimeoutConfig, 'connectMs' | 'responseMs' | 'tunnelIdleMs'>;
+
 export interface LimitConfig {
   readonly maxHeaderBytes: number;
 }
 
+export type Condition =
+  | { readonly kind: 'present' }
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'equals'; readonly value: string }
+  | { readonly kind: 'regex'; readonly source: string };
+
+export interface MatchConfig {
+  readonly prefix?: string;
+  readonly exact?: string;
+  readonly regex?: string;
+  readonly methods?: readonly string[];
+  /** Lower-case header name → condition. */
+  readonly headers?: ReadonlyMap<string, Condition>;
+  readonly query?: ReadonlyMap<string, Condition>;
+  readonly upgrade: 'websocket' | 'any' | 'none';
+}
+
+export interface HeaderActionsConfig {
+  readonly set?: Record<string, string>;
+  readonly add?: Record<string, string>;
+  readonly remove?: readonly string[];
+}
+
+export type RouteAction =
+  | {
+    readonly kind: 'proxy';
+    /** Name of the upstream (a URL given inline becomes an upstream named after it). */
+    readonly upstream: string;
+    readonly stripPrefix: boolean;
+    readonly rewrite: string | undefined;
+    readonly preserveHost: boolean;
+    /** undefined: on when the route changes the path or the host. */
+    readonly reverseRewrite: boolean | undefined;
+    readonly requestHeaders: HeaderActionsConfig | undefined;
+    readonly responseHeaders: HeaderActionsConfig | undefined;
+  }
+  | { readonly kind: 'redirect'; readonly status: number; readonly location: string }
+  | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly contentType: string };
+
+export interface RouteConfig {
+  /** Where it stands in the config, e.g. "sites[0].routes[2]", for messages. */
+  readonly id: string;
+  readonly name: string | undefined;
+  readonly match: MatchConfig;
+  readonly action: RouteAction;
+  readonly timeouts: RouteTimeouts;
+}
+
+export interface SiteConfig {
+  readonly id: string;
+  readonly name: string | undefined;
+  /** Exact names, "*.example.com" wildcards, "*" for the default site. */
+  readonly hosts: readonly string[];
+  readonly routes: readonly RouteConfig[];
+}
+
 export interface SwitchyardConfig {
   readonly listeners: readonly ListenerConfig[];
-  readonly upstream: UpstreamConfig;
+  readonly sites: readonly SiteConfig[];
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly timeouts: TimeoutConfig;
   readonly limits: LimitConfig;
   readonly workers: number;
+  /** The config file it came from, if any (reload reads it again). */
+  readonly file?: string;
 }
 
 export const DEFAULTS = {
@@ -69,27 +141,52 @@ export const DEFAULTS = {
   workers: 1,
 } as const;
 
+/** Quick mode's shape: one listener set, one upstream, every request to it. */
 export type SwitchyardConfigInput = {
   listeners: ListenerConfig[];
-  upstream: Partial<UpstreamConfig> & { servers: readonly string[] };
+  upstream: { servers: readonly string[]; sticky?: StickyMode; stickySecret?: string; stickyCookieName?: string; failTimeoutMs?: number };
   timeouts?: Partial<TimeoutConfig>;
   limits?: Partial<LimitConfig>;
   workers?: number;
 };
 
-/** Fills every omitted field with its default. */
+export const QUICK_UPSTREAM = 'default';
+
+/** Builds the full model for quick mode, every omitted field at its default. */
 export function withDefaults(input: SwitchyardConfigInput, randomSecret: () => string): SwitchyardConfig {
+  const timeouts = { ...DEFAULTS.timeouts, ...input.timeouts };
+  const upstream: UpstreamConfig = {
+    name: QUICK_UPSTREAM,
+    servers: input.upstream.servers.map((url) => ({ url, weight: 1 })),
+    policy: undefined,
+    sticky: input.upstream.sticky ?? 'none',
+    stickySecret: input.upstream.stickySecret ?? randomSecret(),
+    stickyCookieName: input.upstream.stickyCookieName ?? DEFAULTS.stickyCookieName,
+    failTimeoutMs: input.upstream.failTimeoutMs ?? DEFAULTS.failTimeoutMs,
+  };
+  const route: RouteConfig = {
+    id: 'sites[0].routes[0]',
+    name: 'all',
+    match: { upgrade: 'any' },
+    action: {
+      kind: 'proxy', upstream: QUICK_UPSTREAM, stripPrefix: false, rewrite: undefined, preserveHost: true,
+      reverseRewrite: undefined, requestHeaders: undefined, responseHeaders: undefined,
+    },
+    timeouts: { connectMs: timeouts.connectMs, responseMs: timeouts.responseMs, tunnelIdleMs: timeouts.tunnelIdleMs },
+  };
   return {
     listeners: input.listeners,
-    upstream: {
-      servers: input.upstream.servers,
-      sticky: input.upstream.sticky ?? 'none',
-      stickySecret: input.upstream.stickySecret ?? randomSecret(),
-      stickyCookieName: input.upstream.stickyCookieName ?? DEFAULTS.stickyCookieName,
-      failTimeoutMs: input.upstream.failTimeoutMs ?? DEFAULTS.failTimeoutMs,
-    },
-    timeouts: { ...DEFAULTS.timeouts, ...input.timeouts },
+    sites: [{ id: 'sites[0]', name: 'default', hosts: ['*'], routes: [route] }],
+    upstreams: new Map([[QUICK_UPSTREAM, upstream]]),
+    timeouts,
     limits: { ...DEFAULTS.limits, ...input.limits },
     workers: input.workers ?? DEFAULTS.workers,
   };
+}
+
+/** The backends a config proxies to, for the start line. */
+export function describeUpstreams(config: SwitchyardConfig): string {
+  const urls = new Set<string>();
+  for (const upstream of config.upstreams.values()) for (const server of upstream.servers) urls.add(server.url);
+  return [...urls].join(', ');
 }

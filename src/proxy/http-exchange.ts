@@ -2,19 +2,23 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ProxyError, upstreamError } from '../errors.js';
+import type { RouteDecision } from '../router/router.js';
+import type { RequestFacts } from '../router/route-matcher.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
-import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import { type ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError } from './raw-response.js';
-import { upstreamPath } from './target.js';
+import { responseHeadersFor } from './response-headers.js';
+import { UpstreamRequestHeaders } from './upstream-request-headers.js';
 
 const kExchange = Symbol('switchyard.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: HttpExchange };
 
 /**
- * One proxied HTTP request: picks a server, streams the request to it through
- * undici's pool, and streams the response back with backpressure both ways.
- * It is undici's dispatch handler itself, so no closures are made per request.
+ * One proxied HTTP request: picks a server of the route's pool, streams the
+ * request to it through undici's pool, and streams the response back with
+ * backpressure both ways. It is undici's dispatch handler itself, so no closures
+ * are made per request.
  */
 export class HttpExchange implements Dispatcher.DispatchHandler {
   private server: UpstreamServer | undefined;
@@ -28,25 +32,27 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   /** The request reached a backend socket: no longer safe to retry blindly. */
   private sent = false;
   private done = false;
-  private readonly headers: string[];
+  private readonly headers: UpstreamRequestHeaders;
 
   constructor(
     private readonly context: ProxyContext,
-    private readonly req: IncomingMessage,
+    private readonly decision: RouteDecision,
+    private readonly facts: RequestFacts,
     private readonly res: ServerResponse,
     private readonly forward: ForwardContext,
   ) {
-    this.headers = upstreamRequestHeaders(req, forward, false);
+    this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, false);
     context.registry.requestStarted();
     (res as TrackedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
   }
 
   start(): void {
-    const req = this.req;
-    if (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0') {
-      if (req.headers['transfer-encoding'] !== undefined && req.headers['transfer-encoding'].toLowerCase() !== 'chunked') {
-        this.fail(new ProxyError('SY_CLIENT_UNSUPPORTED_TRANSFER_ENCODING', req.headers['transfer-encoding']));
+    const req = this.facts.req;
+    const transferEncoding = req.headers['transfer-encoding'];
+    if (transferEncoding !== undefined || (req.headers['content-length'] ?? '0') !== '0') {
+      if (transferEncoding !== undefined && transferEncoding.toLowerCase() !== 'chunked') {
+        this.fail(new ProxyError('SY_CLIENT_UNSUPPORTED_TRANSFER_ENCODING', transferEncoding));
         return;
       }
       // undici destroys a body stream when the upstream fails mid-request; a
@@ -57,9 +63,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   private dispatch(): void {
-    const { pool, registry } = this.context;
+    const { route, captures } = this.decision;
+    const pool = route.pool!;
+    const req = this.facts.req;
     const selection = pool.select(
-      { kind: 'http', clientAddress: this.forward.clientAddress, cookieHeader: this.req.headers.cookie, secure: this.forward.secure, tried: this.tried },
+      { kind: 'http', clientAddress: this.forward.clientAddress, cookieHeader: req.headers.cookie, secure: this.forward.secure, tried: this.tried },
       Date.now(),
     );
     if (!selection) {
@@ -70,14 +78,17 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.server = server;
     this.setCookie = selection.setCookie;
     server.active++;
-    if (registry.draining) this.res.shouldKeepAlive = false;
+    if (this.context.registry.draining) this.res.shouldKeepAlive = false;
+    const timeouts = route.config.timeouts;
     try {
-      server.dispatcher.dispatch({
+      server.dispatcherFor(timeouts.connectMs).dispatch({
         origin: server.origin,
-        method: this.req.method as Dispatcher.HttpMethod,
-        path: upstreamPath(server, this.req.url ?? '/'),
-        headers: this.headers,
+        method: req.method as Dispatcher.HttpMethod,
+        path: route.upstreamTarget(this.facts, captures, server, req.headers.host ?? '', this.forward.secure ? 'https' : 'http'),
+        headers: this.headers.forServer(server),
         body: this.body,
+        headersTimeout: timeouts.responseMs,
+        bodyTimeout: timeouts.tunnelIdleMs,
       }, this);
     } catch (err) {
       server.active--;
@@ -94,11 +105,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true; // 1xx: Node already answered 100-continue; others are dropped
-    if (this.done) return false;
+    const server = this.server;
+    if (this.done || !server) return false;
     this.resumeUpstream = resume;
-    const headers = clientResponseHeaders(rawHeaders, false);
-    if (this.setCookie !== undefined) headers.push('Set-Cookie', this.setCookie);
-    this.res.writeHead(statusCode, statusText, headers);
+    const client = { scheme: this.forward.secure ? 'https' : 'http', host: this.facts.req.headers.host ?? '' } as const;
+    this.res.writeHead(statusCode, statusText, responseHeadersFor(rawHeaders, false, this.decision.route, server, client, this.setCookie));
     return true;
   }
 
@@ -119,7 +130,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     if (this.done || !server) return;
     const error = upstreamError(err, this.sent ? 'response' : 'connect');
     if (!this.sent && error.retryable) {
-      this.context.pool.markFailed(server, Date.now());
+      this.decision.route.pool!.markFailed(server, Date.now());
       this.releaseServer();
       (this.tried ??= []).push(server);
       this.lastError = error;
@@ -127,7 +138,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       this.dispatch();
       return;
     }
-    this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream request failed');
+    this.context.log.warn({ code: error.code, upstream: server.url, route: this.decision.route.label, err: error.message }, 'upstream request failed');
     this.fail(error);
   }
 
@@ -159,7 +170,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.done = true;
     this.releaseServer();
     if (this.body && !this.body.destroyed) {
-      this.req.unpipe(this.body);
+      this.facts.req.unpipe(this.body);
       this.body.destroy();
     }
     this.context.registry.requestFinished();

@@ -1,27 +1,36 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
+import { requestFacts } from '../router/request-facts.js';
+import type { RequestFacts } from '../router/route-matcher.js';
+import type { RouteDecision } from '../router/router.js';
 import { isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError, writeRawResponse } from './raw-response.js';
 import { WebSocketHandshake } from './websocket-handshake.js';
 
+/** Where a request goes next: refused with an error, answered locally, or proxied. */
+type Disposition = ProxyError | { readonly status: number; readonly headers: string[]; readonly body: string } | RouteDecision;
+
 /**
  * The request lifecycle in one place (see docs/lifecycle.md): admit the request,
- * then hand it to the HTTP exchange or the WebSocket handshake, which select an
- * upstream, forward, and stream or tunnel.
+ * route it, answer it locally (redirect, respond) or hand it to the HTTP exchange
+ * or the WebSocket handshake, which select an upstream, forward, and stream or
+ * tunnel.
  */
 export class ProxyPipeline {
-  constructor(private readonly context: ProxyContext, private readonly secure: boolean) {}
+  constructor(private readonly context: ProxyContext, private readonly secure: boolean, private readonly listenerIndex: number) {}
 
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    const refusal = admit(req);
-    if (refusal) {
-      respondWithError(res, refusal);
-      return;
+    const facts = requestFacts(req, false);
+    const next = this.dispose(req, facts);
+    if (next instanceof ProxyError) respondWithError(res, next);
+    else if ('route' in next) new HttpExchange(this.context, next, facts, res, this.forwardContext(req.socket)).start();
+    else {
+      res.writeHead(next.status, next.headers);
+      res.end(next.body);
     }
-    new HttpExchange(this.context, req, res, this.forwardContext(req.socket)).start();
   }
 
   /**
@@ -35,12 +44,30 @@ export class ProxyPipeline {
       replay(req, socket, head);
       return;
     }
+    const facts = requestFacts(req, true);
+    const next = this.dispose(req, facts);
+    if (next instanceof ProxyError) writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
+    else if ('route' in next) new WebSocketHandshake(this.context, next, facts, socket, head, this.forwardContext(socket)).start();
+    else writeRawResponse(socket, next.status, next.body, next.headers);
+  }
+
+  /** The `admit` and `route` phases, and local answers (redirect, respond). */
+  private dispose(req: IncomingMessage, facts: RequestFacts): Disposition {
     const refusal = admit(req);
-    if (refusal) {
-      writeRawResponse(socket, refusal.status, `${refusal.status} ${refusal.message}`, ['X-Switchyard-Error', refusal.code]);
-      return;
+    if (refusal) return refusal;
+    const decision = this.context.runtime.router.route(this.listenerIndex, req.headers.host, facts);
+    if (decision === 'no-site') return new ProxyError('SY_NO_SITE', req.headers.host ?? '(no Host)');
+    if (decision === 'no-route') return new ProxyError('SY_NO_ROUTE', `${facts.method} ${facts.path}`);
+    const action = decision.route.config.action;
+    if (action.kind === 'proxy') return decision;
+    if (action.kind === 'respond') {
+      return { status: action.status, headers: ['Content-Type', action.contentType, 'Content-Length', String(Buffer.byteLength(action.body))], body: action.body };
     }
-    new WebSocketHandshake(this.context, req, socket, head, this.forwardContext(socket)).start();
+    const location = decision.route.redirectLocation!.expand({
+      captures: decision.captures, path: facts.path, query: facts.query, host: req.headers.host ?? '', scheme: this.secure ? 'https' : 'http',
+    });
+    const body = `Redirecting to ${location}\n`;
+    return { status: action.status, headers: ['Location', location, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))], body };
   }
 
   /** Computed once per connection: keep-alive requests reuse it. */

@@ -3,11 +3,14 @@ import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import { ProxyError, upstreamError } from '../errors.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
-import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import type { RouteDecision } from '../router/router.js';
+import type { RequestFacts } from '../router/route-matcher.js';
+import type { ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
 import { destroyAfterGrace, writeRawResponse } from './raw-response.js';
-import { upstreamPath } from './target.js';
+import { responseHeadersFor } from './response-headers.js';
 import { Tunnel } from './tunnel.js';
+import { UpstreamRequestHeaders } from './upstream-request-headers.js';
 
 type OwnedSocket = Socket & { _httpMessage?: unknown };
 
@@ -26,23 +29,27 @@ export class WebSocketHandshake {
   private connected = false;
   private done = false;
   private connectTimer: NodeJS.Timeout | undefined;
-  private readonly headers: string[];
+  private readonly headers: UpstreamRequestHeaders;
+  private readonly req: IncomingMessage;
 
   constructor(
     private readonly context: ProxyContext,
-    private readonly req: IncomingMessage,
+    private readonly decision: RouteDecision,
+    private readonly facts: RequestFacts,
     private readonly client: Socket,
     private readonly clientHead: Buffer,
     private readonly forward: ForwardContext,
   ) {
-    this.headers = upstreamRequestHeaders(req, forward, true);
+    this.req = facts.req;
+    this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, true);
     context.registry.requestStarted();
     client.on('close', this.onClientClose);
     client.on('end', this.onClientEnd);
   }
 
   start(): void {
-    const selection = this.context.pool.select(
+    const { route, captures } = this.decision;
+    const selection = route.pool!.select(
       { kind: 'upgrade', clientAddress: this.forward.clientAddress, cookieHeader: this.req.headers.cookie, secure: this.forward.secure, tried: this.tried },
       Date.now(),
     );
@@ -55,11 +62,11 @@ export class WebSocketHandshake {
     this.setCookie = selection.setCookie;
     this.connected = false;
     server.active++;
-    const { timeouts } = this.context;
+    const timeouts = route.config.timeouts;
     const request = http.request({
       method: 'GET',
-      path: upstreamPath(server, this.req.url ?? '/'),
-      headers: this.headers,
+      path: route.upstreamTarget(this.facts, captures, server, this.req.headers.host ?? '', this.forward.secure ? 'https' : 'http'),
+      headers: this.headers.forServer(server),
       setHost: false,
       createConnection: () => this.connect(server),
     });
@@ -75,7 +82,7 @@ export class WebSocketHandshake {
     const socket = server.secure
       ? tls.connect({ host: server.hostname, port: server.port, servername: net.isIP(server.hostname) ? undefined : server.hostname, ALPNProtocols: ['http/1.1'] })
       : net.connect({ host: server.hostname, port: server.port, allowHalfOpen: true });
-    this.connectTimer = setTimeout(this.onConnectTimeout, this.context.timeouts.connectMs, socket);
+    this.connectTimer = setTimeout(this.onConnectTimeout, this.decision.route.config.timeouts.connectMs, socket);
     socket.once(server.secure ? 'secureConnect' : 'connect', this.onConnected);
     return socket;
   }
@@ -86,7 +93,7 @@ export class WebSocketHandshake {
   };
 
   private readonly onConnectTimeout = (socket: Socket): void => {
-    const err = Object.assign(new Error(`no connection within ${this.context.timeouts.connectMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' });
+    const err = Object.assign(new Error(`no connection within ${this.decision.route.config.timeouts.connectMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' });
     socket.destroy(err);
   };
 
@@ -108,26 +115,30 @@ export class WebSocketHandshake {
     upstream.removeAllListeners('timeout');
     upstream.setTimeout(0);
     let head = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
-    const headers = clientResponseHeaders(res.rawHeaders, true);
-    if (this.setCookie !== undefined) headers.push('Set-Cookie', this.setCookie);
+    const headers = responseHeadersFor(res.rawHeaders, true, this.decision.route, server, this.clientView(), this.setCookie);
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
     client.write(`${head}\r\n`);
     if (upstreamHead.length > 0) client.write(upstreamHead);
     if (this.clientHead.length > 0) upstream.write(this.clientHead);
     this.complete();
     server.active--;
-    new Tunnel(client, upstream, server, this.context.registry, this.context.timeouts.tunnelIdleMs);
+    new Tunnel(client, upstream, server, this.context.registry, this.decision.route.config.timeouts.tunnelIdleMs);
   };
+
+  private clientView(): { scheme: 'http' | 'https'; host: string } {
+    return { scheme: this.forward.secure ? 'https' : 'http', host: this.req.headers.host ?? '' };
+  }
 
   /** The backend refused the upgrade: relay its answer and close both sides. */
   private readonly onResponse = (res: IncomingMessage): void => {
     const client = this.client;
-    if (this.done) {
+    const server = this.server;
+    if (this.done || !server) {
       res.destroy();
       return;
     }
     this.request?.setTimeout(0);
-    const headers = clientResponseHeaders(res.rawHeaders, false);
+    const headers = responseHeadersFor(res.rawHeaders, false, this.decision.route, server, this.clientView(), this.setCookie);
     let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i] as string;
@@ -154,7 +165,7 @@ export class WebSocketHandshake {
     server.active--;
     this.server = undefined;
     if (!this.connected && error.retryable) {
-      this.context.pool.markFailed(server, Date.now());
+      this.decision.route.pool!.markFailed(server, Date.now());
       (this.tried ??= []).push(server);
       this.lastError = error;
       this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');

@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import type { SwitchyardConfig } from '../config/model.js';
+import { describeUpstreams, type SwitchyardConfig } from '../config/model.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Switchyard, type BoundAddress } from './switchyard.js';
 
@@ -49,7 +49,7 @@ export async function runProxy(config: SwitchyardConfig, options: RunOptions = {
 
 function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions): Promise<number> {
   // Workers must agree on the sticky secret, so the primary fixes it for all.
-  const env = { SWITCHYARD_SECRET: config.upstream.stickySecret };
+  const env = { SWITCHYARD_SECRET: [...config.upstreams.values()][0]?.stickySecret ?? '' };
   let listening = 0;
   let stopping = false;
   const fork = (): void => {
@@ -90,5 +90,5 @@ function sendToPrimary(message: ControlMessage): void {
 export function describeStart(addresses: readonly BoundAddress[], config: SwitchyardConfig): string {
   const listen = addresses.map((address) => `${address.secure ? 'https' : 'http'}://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`).join(', ');
   const workers = config.workers > 1 ? ` (${config.workers} workers)` : '';
-  return `switchyard listening on ${listen}${workers} -> ${config.upstream.servers.join(', ')}`;
+  return `switchyard listening on ${listen}${workers} -> ${describeUpstreams(config)}`;
 }

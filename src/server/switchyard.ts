@@ -4,9 +4,9 @@ import type { SwitchyardConfig } from '../config/model.js';
 import type { Logger } from '../log/logger.js';
 import { ProxyPipeline } from '../proxy/pipeline.js';
 import type { ProxyContext } from '../proxy/proxy-context.js';
-import { UpstreamPool } from '../upstream/upstream-pool.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { createListenerServer } from './listener.js';
+import { Runtime } from './runtime.js';
 
 export interface BoundAddress {
   readonly host: string;
@@ -14,20 +14,16 @@ export interface BoundAddress {
   readonly secure: boolean;
 }
 
-/** A running proxy: its listeners, upstream pool and connection registry. */
+/** A running proxy: its listeners, its current runtime (routes, pools) and its connection registry. */
 export class Switchyard {
   readonly registry = new ConnectionRegistry();
-  readonly pool: UpstreamPool;
+  private readonly context: ProxyContext;
   private readonly servers: http.Server[] = [];
+  private retired: Runtime[] = [];
   private stopping: Promise<void> | undefined;
 
-  private constructor(readonly config: SwitchyardConfig, private readonly log: Logger) {
-    const { timeouts } = config;
-    this.pool = new UpstreamPool(config.upstream, {
-      connectMs: timeouts.connectMs,
-      responseMs: timeouts.responseMs,
-      bodyIdleMs: timeouts.tunnelIdleMs,
-    });
+  private constructor(config: SwitchyardConfig, private readonly log: Logger) {
+    this.context = { runtime: new Runtime(config), registry: this.registry, log };
   }
 
   static async start(config: SwitchyardConfig, log: Logger): Promise<Switchyard> {
@@ -41,11 +37,35 @@ export class Switchyard {
     return proxy;
   }
 
+  get runtime(): Runtime {
+    return this.context.runtime;
+  }
+
+  get config(): SwitchyardConfig {
+    return this.context.runtime.config;
+  }
+
   get addresses(): BoundAddress[] {
     return this.servers.map((server, index) => {
       const address = server.address() as AddressInfo;
       return { host: address.address, port: address.port, secure: Boolean(this.config.listeners[index]?.tls) };
     });
+  }
+
+  /**
+   * Swaps in a new config for new requests; open connections, requests and
+   * tunnels keep the routes and pools they started with. Listeners, timeouts of
+   * the listening sockets and workers come from the first config (a restart
+   * changes those); unchanged upstream pools carry over.
+   */
+  reload(config: SwitchyardConfig): void {
+    const previous = this.context.runtime;
+    const next = new Runtime(config, previous);
+    this.context.runtime = next;
+    const dropped = previous.poolsDroppedBy(next);
+    if (dropped.length > 0) this.retired.push(previous);
+    // Dropped pools close once nothing uses them any more.
+    void this.closeWhenUnused(dropped);
   }
 
   /**
@@ -55,6 +75,13 @@ export class Switchyard {
   shutdown(drainMs = this.config.timeouts.drainMs): Promise<void> {
     this.stopping ??= this.stop(drainMs);
     return this.stopping;
+  }
+
+  private async closeWhenUnused(pools: readonly { servers: readonly { active: number }[]; close(): Promise<unknown> }[]): Promise<void> {
+    for (const pool of pools) {
+      while (pool.servers.some((server) => server.active > 0) && !this.stopping) await new Promise((resolve) => setTimeout(resolve, 1_000).unref());
+      await pool.close();
+    }
   }
 
   private async stop(drainMs: number): Promise<void> {
@@ -72,14 +99,14 @@ export class Switchyard {
     clearInterval(sweeper);
     registry.destroyAll('shutdown');
     await closed;
-    await this.pool.close();
+    await Promise.all([this.context.runtime.close(), ...this.retired.map((runtime) => runtime.close())]);
   }
 
   private async listen(): Promise<void> {
-    const context: ProxyContext = { pool: this.pool, timeouts: this.config.timeouts, registry: this.registry, log: this.log };
-    for (const listener of this.config.listeners) {
-      const pipeline = new ProxyPipeline(context, Boolean(listener.tls));
-      const server = createListenerServer(listener, this.config, pipeline, this.registry, this.log);
+    const config = this.config;
+    for (const [index, listener] of config.listeners.entries()) {
+      const pipeline = new ProxyPipeline(this.context, Boolean(listener.tls), index);
+      const server = createListenerServer(listener, config, pipeline, this.registry, this.log);
       this.servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -23,17 +23,20 @@ export interface SelectionInput {
 }
 
 /**
- * A pool of servers with its policies: round robin for HTTP requests, least open
- * connections for tunnels, optional cookie or source-IP affinity on top.
+ * A pool of servers with its policies: (weighted) round robin for HTTP requests,
+ * least open connections for tunnels unless the config names one policy for
+ * both, optional cookie or source-IP affinity on top.
  */
 export class UpstreamPool {
   readonly servers: readonly UpstreamServer[];
-  private readonly httpBalancer: Balancer = new RoundRobinBalancer();
-  private readonly upgradeBalancer: Balancer = new LeastConnBalancer();
+  private readonly httpBalancer: Balancer;
+  private readonly upgradeBalancer: Balancer;
   private readonly cookieAffinity: CookieAffinity | undefined;
 
-  constructor(private readonly config: UpstreamConfig, timeouts: ServerTimeouts) {
-    this.servers = config.servers.map((url) => new UpstreamServer(url, timeouts));
+  constructor(readonly config: UpstreamConfig, timeouts: ServerTimeouts) {
+    this.servers = config.servers.map((server) => new UpstreamServer(server.url, timeouts, server.weight));
+    this.httpBalancer = config.policy === 'least_conn' ? new LeastConnBalancer() : new RoundRobinBalancer();
+    this.upgradeBalancer = config.policy === 'round_robin' ? new RoundRobinBalancer() : new LeastConnBalancer();
     this.cookieAffinity = config.sticky === 'cookie'
       ? new CookieAffinity(config.stickyCookieName, config.stickySecret, this.servers)
       : undefined;

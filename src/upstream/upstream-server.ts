@@ -7,6 +7,8 @@ export interface ServerTimeouts {
   readonly bodyIdleMs: number;
 }
 
+const UPSTREAM_KEEPALIVE_MS = 30_000;
+
 /** One backend: its address, its keep-alive connection pool and its load and health state. */
 export class UpstreamServer {
   readonly url: string;
@@ -17,28 +19,49 @@ export class UpstreamServer {
   readonly origin: string;
   /** Path prefix of the URL ('' for '/'); prepended to every forwarded path. */
   readonly basePath: string;
-  readonly dispatcher: Pool;
+  /** host[:port] as the server names itself (default port omitted). */
+  readonly authority: string;
+  readonly weight: number;
+  /** TLS server name (SNI) for https/wss servers given by name. */
+  readonly servername: string | undefined;
+  /** Keep-alive pools by connect timeout (routes may set their own). */
+  private readonly dispatchers = new Map<number, Pool>();
   /** Open tunnels plus in-flight requests. */
   active = 0;
   /** Passive health: not chosen before this time (ms since epoch). */
   downUntil = 0;
 
-  constructor(rawUrl: string, timeouts: ServerTimeouts) {
+  constructor(rawUrl: string, private readonly timeouts: ServerTimeouts, weight = 1) {
     const parsed = parseServerUrl(rawUrl);
     this.url = rawUrl;
+    this.weight = weight;
+    this.authority = parsed.authority;
+    this.servername = parsed.servername;
     this.secure = parsed.secure;
     this.hostname = parsed.hostname;
     this.port = parsed.port;
     this.origin = parsed.origin;
     this.basePath = parsed.basePath;
-    this.dispatcher = new Pool(this.origin, {
-      connect: { timeout: timeouts.connectMs, servername: parsed.servername },
-      headersTimeout: timeouts.responseMs,
-      bodyTimeout: timeouts.bodyIdleMs,
-      keepAliveTimeout: 30_000,
-      // The proxy itself decides how many retries happen and where.
-      pipelining: 1,
-    });
+  }
+
+  get dispatcher(): Pool {
+    return this.dispatcherFor(this.timeouts.connectMs);
+  }
+
+  dispatcherFor(connectMs: number): Pool {
+    let pool = this.dispatchers.get(connectMs);
+    if (!pool) {
+      pool = new Pool(this.origin, {
+        connect: { timeout: connectMs, servername: this.servername },
+        headersTimeout: this.timeouts.responseMs,
+        bodyTimeout: this.timeouts.bodyIdleMs,
+        keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
+        // One request per connection at a time: the proxy decides retries itself.
+        pipelining: 1,
+      });
+      this.dispatchers.set(connectMs, pool);
+    }
+    return pool;
   }
 
   isAvailable(now: number): boolean {
@@ -53,8 +76,9 @@ export class UpstreamServer {
     this.downUntil = 0;
   }
 
-  close(): Promise<void> {
-    return this.dispatcher.destroy();
+  async close(): Promise<void> {
+    await Promise.all([...this.dispatchers.values()].map((pool) => pool.destroy()));
+    this.dispatchers.clear();
   }
 }
 
@@ -65,6 +89,7 @@ interface ParsedServerUrl {
   port: number;
   origin: string;
   basePath: string;
+  authority: string;
 }
 
 const SCHEMES: Record<string, { secure: boolean; port: number }> = {
@@ -95,6 +120,7 @@ export function parseServerUrl(rawUrl: string): ParsedServerUrl {
     servername: scheme.secure && !isIp ? hostname : undefined,
     port,
     origin: `${httpScheme}://${url.host}`,
+    authority: url.host.toLowerCase(),
     basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
   };
 }

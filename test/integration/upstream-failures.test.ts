@@ -33,7 +33,7 @@ describe('backend refusing connections', () => {
       assert.equal(origin.requests.length, 1);
       assert.equal(origin.requests[0]!.url, '/retry-get');
       // Round robin starts at the first server: it was really tried, and marked down.
-      assert.ok(proxy.proxy.pool.servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
+      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
     } finally {
       await proxy.close();
       await origin.close();
@@ -49,7 +49,7 @@ describe('backend refusing connections', () => {
       const sized = await send(`${proxy.url}/retry-post`, { method: 'POST', headers: { 'Content-Type': 'text/plain', 'Content-Length': String(body.length) } }, [body]);
       assert.equal(sized.status, 200);
       assert.equal(sized.headers['x-origin'], 'second');
-      assert.ok(proxy.proxy.pool.servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
+      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
       assert.equal(origin.requests.length, 1);
       assert.equal(origin.requests[0]!.method, 'POST');
       assert.equal(origin.requests[0]!.body, body);
@@ -67,7 +67,7 @@ describe('backend refusing connections', () => {
       const chunked = await send(`${proxy.url}/retry-chunked`, { method: 'POST' }, ['part one, ', 'part two']);
       assert.equal(chunked.status, 200);
       assert.equal(chunked.headers['x-origin'], 'second');
-      assert.ok(proxy.proxy.pool.servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
+      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
       assert.equal(origin.requests[0]!.body, 'part one, part two');
     } finally {
       await proxy.close();
@@ -217,7 +217,7 @@ describe('passive health', () => {
     try {
       const down = await send(`${proxy.url}/before`);
       assert.equal(down.status, 502);
-      assert.ok(proxy.proxy.pool.servers[0]!.downUntil > Date.now(), 'the server was marked down');
+      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the server was marked down');
       server = await listenOn(port, (req, res) => res.end(`back: ${req.url}`));
       const up = await send(`${proxy.url}/after`);
       assert.equal(up.status, 200, `got ${up.status} ${up.body}`);
@@ -238,7 +238,7 @@ describe('passive health', () => {
     try {
       const down = await send(`${proxy.url}/before`);
       assert.equal(down.status, 502);
-      assert.ok(proxy.proxy.pool.servers.every((s) => s.downUntil > Date.now()), 'both servers marked down');
+      assert.ok(defaultPool(proxy).servers.every((s: { downUntil: number }) => s.downUntil > Date.now()), 'both servers marked down');
       server = await listenOn(portB, (_req, res) => res.end('b is back'));
       for (let i = 0; i < 3; i++) {
         const up = await send(`${proxy.url}/after`);
@@ -295,4 +295,11 @@ async function listenOn(port: number, handler: http.RequestListener): Promise<ht
   });
   assert.equal((server.address() as AddressInfo).port, port);
   return server;
+}
+
+/** The pool behind quick-mode configs (startProxy builds one). */
+function defaultPool(proxy: { proxy: { runtime: { pools: ReadonlyMap<string, { servers: readonly { downUntil: number }[] }> } } }): { servers: readonly { downUntil: number }[] } {
+  const pool = proxy.proxy.runtime.pools.get('default');
+  if (!pool) throw new Error('no default pool');
+  return pool;
 }

@@ -241,7 +241,10 @@ function makeServers(urls: readonly string[]): UpstreamServer[] {
 }
 
 function makePool(sticky: StickyMode, secret = 'test-secret'): UpstreamPool {
-  const config: UpstreamConfig = { servers: URLS, sticky, stickySecret: secret, stickyCookieName: 'sy_affinity', failTimeoutMs: FAIL_MS };
+  const config: UpstreamConfig = {
+    name: 'test', servers: URLS.map((url) => ({ url, weight: 1 })), policy: undefined,
+    sticky, stickySecret: secret, stickyCookieName: 'sy_affinity', failTimeoutMs: FAIL_MS,
+  };
   const pool = new UpstreamPool(config, { connectMs: 1_000, responseMs: 1_000, bodyIdleMs: 1_000 });
   closables.push(pool);
   return pool;

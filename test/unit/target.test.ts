@@ -1,31 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { upstreamPath } from '../../src/proxy/target.js';
-import { parseServerUrl, UpstreamServer } from '../../src/upstream/upstream-server.js';
+import { originForm } from '../../src/router/request-facts.js';
+import { parseServerUrl } from '../../src/upstream/upstream-server.js';
 
-const timeouts = { connectMs: 1_000, responseMs: 1_000, bodyIdleMs: 1_000 };
-
-test('upstreamPath keeps origin-form targets and joins the server base path', async () => {
-  const plain = new UpstreamServer('http://127.0.0.1:1', timeouts);
-  const based = new UpstreamServer('http://127.0.0.1:1/app/', timeouts);
-  try {
-    assert.equal(upstreamPath(plain, '/a/b?c=1'), '/a/b?c=1');
-    assert.equal(upstreamPath(based, '/a?x'), '/app/a?x');
-  } finally {
-    await plain.close();
-    await based.close();
-  }
-});
-
-test('upstreamPath reduces an absolute-form target to its path', async () => {
-  const server = new UpstreamServer('http://127.0.0.1:1', timeouts);
-  try {
-    assert.equal(upstreamPath(server, 'http://evil.example/x?y=1'), '/x?y=1');
-    assert.equal(upstreamPath(server, 'http://evil.example'), '/');
-    assert.equal(upstreamPath(server, 'http://evil.example?q'), '/?q');
-  } finally {
-    await server.close();
-  }
+test('originForm reduces an absolute-form target to its path', () => {
+  assert.equal(originForm('http://evil.example/x?y=1'), '/x?y=1');
+  assert.equal(originForm('http://evil.example'), '/');
+  assert.equal(originForm('http://evil.example?q'), '/?q');
+  assert.equal(originForm('*'), '*');
 });
 
 test('parseServerUrl maps ws/wss to http/https origins and checks the URL', () => {
@@ -35,6 +17,8 @@ test('parseServerUrl maps ws/wss to http/https origins and checks the URL', () =
   assert.equal(parseServerUrl('https://example.test').servername, 'example.test');
   assert.equal(parseServerUrl('https://10.0.0.1').servername, undefined);
   assert.equal(parseServerUrl('http://[::1]:81').hostname, '::1');
+  assert.equal(parseServerUrl('http://Backend.Test:80/app/').authority, 'backend.test');
+  assert.equal(parseServerUrl('http://backend.test:8080/app/').basePath, '/app');
   assert.throws(() => parseServerUrl('ftp://x'), /scheme http, https, ws or wss/);
   assert.throws(() => parseServerUrl('not a url'), /not a URL/);
   assert.throws(() => parseServerUrl('http://x/?q=1'), /no query/);

@@ -1,0 +1,54 @@
+import type { SwitchyardConfig } from '../config/model.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import { CompiledRoute, type Captures } from './compiled-route.js';
+import { HostMap } from './host-map.js';
+import type { RequestFacts } from './route-matcher.js';
+
+export interface RouteDecision {
+  readonly route: CompiledRoute;
+  readonly captures: Captures;
+}
+
+/** No site for the Host (421), or a site but no route (404). */
+export type RouteMiss = 'no-site' | 'no-route';
+
+interface CompiledSite {
+  readonly routes: readonly CompiledRoute[];
+}
+
+/**
+ * The `route` phase: the listener's sites by Host, then the site's routes in the
+ * order written; the first match wins.
+ */
+export class Router {
+  private readonly sitesByListener: HostMap<CompiledSite>[];
+  readonly routes: readonly CompiledRoute[];
+
+  constructor(config: SwitchyardConfig, pools: ReadonlyMap<string, UpstreamPool>) {
+    const routes: CompiledRoute[] = [];
+    const compiled = config.sites.map((site) => {
+      const siteRoutes = site.routes.map((route) => new CompiledRoute(route, pools));
+      routes.push(...siteRoutes);
+      return { site, compiled: { routes: siteRoutes } };
+    });
+    this.routes = routes;
+    this.sitesByListener = config.listeners.map((listener) => {
+      const map = new HostMap<CompiledSite>();
+      for (const { site, compiled: compiledSite } of compiled) {
+        if (listener.sites && !(site.name !== undefined && listener.sites.includes(site.name))) continue;
+        for (const host of site.hosts) map.add(host, compiledSite);
+      }
+      return map;
+    });
+  }
+
+  route(listenerIndex: number, host: string | undefined, facts: RequestFacts): RouteDecision | RouteMiss {
+    const site = this.sitesByListener[listenerIndex]?.find(host);
+    if (!site) return 'no-site';
+    for (const route of site.routes) {
+      const captures = route.matcher.test(facts);
+      if (captures !== null) return { route, captures };
+    }
+    return 'no-route';
+  }
+}
