@@ -2,11 +2,15 @@ import { readFileSync } from 'node:fs';
 import { ProxyError } from '../errors.js';
 import { describeStart, runProxy } from '../server/run.js';
 import { runDemo } from '../demo/run-demo.js';
+import { checkCommand, runCommand, schemaCommand } from './config-commands.js';
 import { parseQuickArgs, QUICK_USAGE } from './quick-args.js';
 
 const USAGE = `Usage: switchyard <command> [options]
 
 Commands:
+  run       run from a config file (default ./switchyard.yaml; without one, the demo)
+  check     validate and lint a config file
+  schema    print the JSON Schema of the config file
   proxy     forward a listener to backends (quick mode); see: switchyard proxy --help
   demo      run the embedded demo: a chat origin behind the proxy on 127.0.0.1:8080 (PORT to change)
   version   print the version
@@ -20,6 +24,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case 'proxy':
         return await proxyCommand(rest);
+      case 'run':
+        return await runCommand(rest);
+      case 'check':
+        return checkCommand(rest);
+      case 'schema':
+        return schemaCommand();
       case 'demo':
         return await runDemo(rest);
       case 'version':

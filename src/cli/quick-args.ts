@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { parseAddress } from '../config/address.js';
 import { parseDuration } from '../config/duration.js';
 import { withDefaults, type StickyMode, type SwitchyardConfig, type TimeoutConfig } from '../config/model.js';
 import { ProxyError } from '../errors.js';
@@ -103,11 +104,9 @@ export function parseQuickArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
 }
 
 export function parseListen(text: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) throw usageError(`--listen ${text}: expected HOST:PORT, e.g. 127.0.0.1:8080, [::1]:8080 or :8080`);
-  const host = match[1] ?? (match[2] === '' ? '0.0.0.0' : (match[2] as string));
-  return { host, port };
+  const address = parseAddress(text);
+  if (!address) throw usageError(`--listen ${text}: expected HOST:PORT, e.g. 127.0.0.1:8080, [::1]:8080 or :8080`);
+  return address;
 }
 
 function parseSticky(text: string | undefined): StickyMode {

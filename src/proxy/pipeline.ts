@@ -63,9 +63,14 @@ export class ProxyPipeline {
     if (action.kind === 'respond') {
       return { status: action.status, headers: ['Content-Type', action.contentType, 'Content-Length', String(Buffer.byteLength(action.body))], body: action.body };
     }
-    const location = decision.route.redirectLocation!.expand({
+    const template = decision.route.redirectLocation!;
+    let location = template.expand({
       captures: decision.captures, path: facts.path, query: facts.query, host: req.headers.host ?? '', scheme: this.secure ? 'https' : 'http',
     });
+    // Like a rewrite, a redirect keeps the query unless the template places it.
+    if (!location.includes('?')) location += facts.query;
+    // A path of "//evil.example" must not turn "$path..." into a link to another host.
+    if (location.startsWith('//') && !template.source.startsWith('//')) location = location.replace(/^\/+/, '/');
     const body = `Redirecting to ${location}\n`;
     return { status: action.status, headers: ['Location', location, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))], body };
   }

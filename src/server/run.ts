@@ -1,16 +1,30 @@
 import cluster from 'node:cluster';
+import { watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { ConfigError, formatIssue } from '../config/config-error.js';
 import { describeUpstreams, type SwitchyardConfig } from '../config/model.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Switchyard, type BoundAddress } from './switchyard.js';
 
+export interface ReloadSource {
+  /** Reads and validates the config again; throws ConfigError when it is unusable. */
+  readonly load: () => SwitchyardConfig;
+  readonly file: string;
+  /** Reload when the file changes, not only on SIGHUP. */
+  readonly watch: boolean;
+}
+
 export interface RunOptions {
   /** Called once every listener is bound (in the primary, with workers). */
   readonly onListening?: (addresses: BoundAddress[]) => void;
+  /** Where a reload (SIGHUP, --watch) reads the new config from. */
+  readonly reload?: ReloadSource;
 }
 
 type ControlMessage =
   | { type: 'switchyard:listening'; addresses: BoundAddress[] }
-  | { type: 'switchyard:stop'; now: boolean };
+  | { type: 'switchyard:stop'; now: boolean }
+  | { type: 'switchyard:reload' };
 
 /**
  * Runs a config until SIGTERM/SIGINT: in this process, or with `workers > 1` as a
@@ -41,10 +55,48 @@ export async function runProxy(config: SwitchyardConfig, options: RunOptions = {
     const onSignal = (signal: NodeJS.Signals): void => stop(++signals > 1, signal);
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    const reload = options.reload && ((): void => reloadFrom(options.reload as ReloadSource, proxy, log));
     process.on('message', (message: ControlMessage) => {
       if (message?.type === 'switchyard:stop') stop(message.now, 'primary');
+      else if (message?.type === 'switchyard:reload') reload?.();
     });
+    if (reload) {
+      process.on('SIGHUP', reload);
+      if (options.reload?.watch && !cluster.isWorker) watchFile(options.reload.file, reload, log);
+    }
   });
+}
+
+/** Loads the config again and swaps it in; a config that fails validation changes nothing. */
+function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): void {
+  let config: SwitchyardConfig;
+  try {
+    config = source.load();
+  } catch (err) {
+    const issues = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
+    log.error({ file: source.file, issues }, 'reload rejected: the new config is invalid; the old one keeps serving');
+    return;
+  }
+  proxy.reload(config);
+  log.info({ file: source.file }, 'config reloaded');
+}
+
+/** Calls `onChange` (debounced) when the file changes, also when an editor replaces it. */
+function watchFile(file: string, onChange: () => void, log: Logger): void {
+  let timer: NodeJS.Timeout | undefined;
+  const changed = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(onChange, 200);
+  };
+  try {
+    // Watching the directory sees rename-and-replace saves that a file watch misses.
+    const name = basename(file);
+    watch(dirname(resolve(file)), (_event, changedName) => {
+      if (changedName === null || changedName === name) changed();
+    }).unref();
+  } catch (err) {
+    log.error({ err, file }, 'cannot watch the config file; SIGHUP still reloads');
+  }
 }
 
 function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions): Promise<number> {
@@ -65,6 +117,13 @@ function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions):
     log.error({ worker: worker.process.pid, code, signal }, 'worker died; starting a new one');
     fork();
   });
+  if (options.reload) {
+    const reloadAll = (): void => {
+      for (const worker of Object.values(cluster.workers ?? {})) if (worker?.isConnected()) worker.send({ type: 'switchyard:reload' } satisfies ControlMessage);
+    };
+    process.on('SIGHUP', reloadAll);
+    if (options.reload.watch) watchFile(options.reload.file, reloadAll, log);
+  }
   return new Promise((resolve) => {
     let signals = 0;
     const onSignal = (): void => {

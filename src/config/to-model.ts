@@ -1,0 +1,253 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { compileHeaderActions } from '../proxy/header-actions.js';
+import { Template } from '../router/template.js';
+import { parseServerUrl } from '../upstream/upstream-server.js';
+import { parseAddress } from './address.js';
+import { didYouMean, formatPath, type ConfigIssue } from './config-error.js';
+import { parseDuration } from './duration.js';
+import type { Locate } from './load.js';
+import {
+  DEFAULTS, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig, type SiteConfig,
+  type SwitchyardConfig, type TimeoutConfig, type UpstreamConfig,
+} from './model.js';
+import type { ConfigFile, MatchFile, RouteFile, UpstreamFile } from './schema.js';
+import { findShadowedRoutes } from './shadowing.js';
+
+interface ModelContext {
+  readonly file: string;
+  readonly locate: Locate;
+  readonly env: NodeJS.ProcessEnv;
+  readonly defaultSecret: string;
+}
+
+type Path = readonly PropertyKey[];
+
+/**
+ * The schema-valid file → the runtime model, with the checks no schema can do:
+ * URLs, regexes, templates, references between sections, files on disk, and
+ * routes that can never match.
+ */
+export function toModel(file: ConfigFile, context: ModelContext): { config: SwitchyardConfig; issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const report = (path: Path, message: string, severity: ConfigIssue['severity'] = 'error'): void => {
+    issues.push({ severity, file: context.file, ...context.locate(path), path: formatPath(path), message });
+  };
+  const timeouts = globalTimeouts(file, report);
+  const upstreams = new Map<string, UpstreamConfig>();
+  for (const [name, upstream] of Object.entries(file.upstreams)) {
+    upstreams.set(name, upstreamModel(name, upstream, ['upstreams', name], context, report));
+  }
+  const siteNames = new Set(file.sites.map((site) => site.name).filter((name): name is string => name !== undefined));
+  const sites: SiteConfig[] = file.sites.map((site, siteIndex) => ({
+    id: `sites[${siteIndex}]`,
+    name: site.name,
+    hosts: site.hosts,
+    routes: site.routes.map((route, routeIndex) => routeModel(route, ['sites', siteIndex, 'routes', routeIndex], timeouts, upstreams, context, report)),
+  }));
+  const listeners = file.listeners.map((listener, index): ListenerConfig => {
+    const address = parseAddress(listener.address);
+    if (!address) report(['listeners', index, 'address'], `expected HOST:PORT, found "${listener.address}"`);
+    for (const [siteIndex, name] of (listener.sites ?? []).entries()) {
+      if (!siteNames.has(name)) {
+        const suggestion = didYouMean(name, siteNames);
+        report(['listeners', index, 'sites', siteIndex], `no site named "${name}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
+      }
+    }
+    const tls = listener.tls && {
+      cert: readPem(listener.tls.cert, ['listeners', index, 'tls', 'cert'], context, report),
+      key: readPem(listener.tls.key, ['listeners', index, 'tls', 'key'], context, report),
+    };
+    return { host: address?.host ?? '0.0.0.0', port: address?.port ?? 0, ...(tls ? { tls } : {}), ...(listener.sites ? { sites: listener.sites } : {}) };
+  });
+  for (const shadow of findShadowedRoutes(sites)) {
+    const path = shadow.site.split(/[[\].]+/).filter(Boolean).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+    report([...path, 'routes', shadow.routeIndex], shadow.message, shadow.certain ? 'error' : 'warning');
+  }
+  return {
+    config: { listeners, sites, upstreams, timeouts, limits: { maxHeaderBytes: file.limits.max_header_bytes ?? DEFAULTS.limits.maxHeaderBytes }, workers: file.workers },
+    issues,
+  };
+}
+
+type Report = (path: Path, message: string, severity?: ConfigIssue['severity']) => void;
+
+function duration(text: string | undefined, fallback: number, path: Path, report: Report): number {
+  if (text === undefined) return fallback;
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    report(path, `expected a duration such as 500ms, 30s, 5m or 1h, found "${text}"`);
+    return fallback;
+  }
+  return ms;
+}
+
+function globalTimeouts(file: ConfigFile, report: Report): TimeoutConfig {
+  const t = file.timeouts;
+  const d = DEFAULTS.timeouts;
+  return {
+    connectMs: duration(t.connect, d.connectMs, ['timeouts', 'connect'], report),
+    responseMs: duration(t.response, d.responseMs, ['timeouts', 'response'], report),
+    tunnelIdleMs: duration(t.tunnel_idle, d.tunnelIdleMs, ['timeouts', 'tunnel_idle'], report),
+    headerMs: duration(t.header, d.headerMs, ['timeouts', 'header'], report),
+    keepAliveMs: duration(t.keep_alive, d.keepAliveMs, ['timeouts', 'keep_alive'], report),
+    drainMs: duration(t.drain, d.drainMs, ['timeouts', 'drain'], report),
+  };
+}
+
+function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context: ModelContext, report: Report): UpstreamConfig {
+  const servers = upstream.servers.map((entry, index) => {
+    const server = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
+    checkUrl(server.url, [...path, 'servers', index, ...(typeof entry === 'string' ? [] : ['url'])], report);
+    return server;
+  });
+  const sticky = typeof upstream.sticky === 'string' ? { mode: upstream.sticky } : upstream.sticky;
+  const cookie = typeof upstream.sticky === 'string' ? undefined : upstream.sticky.cookie;
+  const secret = typeof upstream.sticky === 'string' ? undefined : upstream.sticky.secret;
+  return {
+    name,
+    servers,
+    policy: upstream.policy,
+    sticky: sticky.mode,
+    stickySecret: secret ?? context.env.SWITCHYARD_SECRET ?? context.defaultSecret,
+    stickyCookieName: cookie ?? DEFAULTS.stickyCookieName,
+    failTimeoutMs: duration(upstream.fail_timeout, DEFAULTS.failTimeoutMs, [...path, 'fail_timeout'], report),
+  };
+}
+
+function checkUrl(url: string, path: Path, report: Report): boolean {
+  try {
+    parseServerUrl(url);
+    return true;
+  } catch (err) {
+    report(path, (err as Error).message.replace(/^invalid configuration: /, ''));
+    return false;
+  }
+}
+
+function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstreams: Map<string, UpstreamConfig>, context: ModelContext, report: Report): RouteConfig {
+  const match = matchModel(route.match, [...path, 'match'], report);
+  const regexGroups = match.regex === undefined ? 0 : countGroups(match.regex);
+  const checkTemplate = (source: string, at: Path): void => {
+    try {
+      const template = new Template(source);
+      if (template.usesAnyCapture && match.regex === undefined) report(at, 'uses $N captures, but the route has no match.regex');
+      else if (template.usesCaptures > regexGroups) report(at, `uses $${template.usesCaptures}, but match.regex has ${regexGroups} capture group${regexGroups === 1 ? '' : 's'}`);
+    } catch (err) {
+      report(at, (err as Error).message);
+    }
+  };
+  let action: RouteAction;
+  if (route.to !== undefined) {
+    const upstream = resolveTarget(route.to, [...path, 'to'], upstreams, context, report);
+    if (route.rewrite !== undefined) checkTemplate(route.rewrite, [...path, 'rewrite']);
+    if (route.strip_prefix && match.prefix === undefined) report([...path, 'strip_prefix'], 'needs match.prefix (the prefix to strip)');
+    if (route.strip_prefix && route.rewrite !== undefined) report([...path, 'rewrite'], 'use either rewrite or strip_prefix, not both');
+    for (const key of ['request_headers', 'response_headers'] as const) {
+      try {
+        compileHeaderActions(route[key]);
+      } catch (err) {
+        report([...path, key], (err as Error).message);
+      }
+    }
+    action = {
+      kind: 'proxy', upstream, stripPrefix: route.strip_prefix ?? false, rewrite: route.rewrite, preserveHost: route.preserve_host ?? true,
+      reverseRewrite: route.reverse_rewrite, requestHeaders: route.request_headers, responseHeaders: route.response_headers,
+    };
+  } else if (route.redirect !== undefined) {
+    checkTemplate(route.redirect.location, [...path, 'redirect', 'location']);
+    action = { kind: 'redirect', status: route.redirect.status, location: route.redirect.location };
+  } else {
+    const respond = route.respond!;
+    action = { kind: 'respond', status: respond.status, body: respond.body, contentType: respond.content_type };
+  }
+  const t = route.timeouts ?? {};
+  return {
+    id: formatPath(path),
+    name: route.name,
+    match,
+    action,
+    timeouts: {
+      connectMs: duration(t.connect, timeouts.connectMs, [...path, 'timeouts', 'connect'], report),
+      responseMs: duration(t.response, timeouts.responseMs, [...path, 'timeouts', 'response'], report),
+      tunnelIdleMs: duration(t.tunnel_idle, timeouts.tunnelIdleMs, [...path, 'timeouts', 'tunnel_idle'], report),
+    },
+  };
+}
+
+/** `to`: a URL (an inline upstream named after it) or the name of an upstream. */
+function resolveTarget(to: string, path: Path, upstreams: Map<string, UpstreamConfig>, context: ModelContext, report: Report): string {
+  if (to.includes('://')) {
+    if (checkUrl(to, path, report) && !upstreams.has(to)) {
+      upstreams.set(to, {
+        name: to, servers: [{ url: to, weight: 1 }], policy: undefined, sticky: 'none',
+        stickySecret: context.env.SWITCHYARD_SECRET ?? context.defaultSecret, stickyCookieName: DEFAULTS.stickyCookieName, failTimeoutMs: DEFAULTS.failTimeoutMs,
+      });
+    }
+    return to;
+  }
+  if (!upstreams.has(to)) {
+    const names = [...upstreams.keys()].filter((name) => !name.includes('://'));
+    const suggestion = didYouMean(to, names);
+    report(path, `no upstream named "${to}"${suggestion ? ` (did you mean "${suggestion}"?)` : names.length ? ` (upstreams: ${names.join(', ')})` : ' (define it under upstreams, or give a URL such as http://127.0.0.1:3000)'}`);
+  }
+  return to;
+}
+
+function matchModel(match: MatchFile, path: Path, report: Report): MatchConfig {
+  if (match.regex !== undefined) {
+    try {
+      new RegExp(match.regex);
+    } catch (err) {
+      report([...path, 'regex'], `not a valid regular expression: ${(err as Error).message}`);
+    }
+  }
+  const conditions = (record: Record<string, string | { present: boolean } | { equals: string } | { regex: string }> | undefined, at: Path, lower: boolean): Map<string, Condition> | undefined => {
+    if (!record) return undefined;
+    const out = new Map<string, Condition>();
+    for (const [name, value] of Object.entries(record)) {
+      let condition: Condition;
+      if (typeof value === 'string') condition = { kind: 'equals', value };
+      else if ('present' in value) condition = { kind: value.present ? 'present' : 'absent' };
+      else if ('equals' in value) condition = { kind: 'equals', value: value.equals };
+      else {
+        try {
+          new RegExp(value.regex);
+        } catch (err) {
+          report([...at, name, 'regex'], `not a valid regular expression: ${(err as Error).message}`);
+        }
+        condition = { kind: 'regex', source: value.regex };
+      }
+      out.set(lower ? name.toLowerCase() : name, condition);
+    }
+    return out;
+  };
+  return {
+    ...(match.prefix !== undefined ? { prefix: match.prefix } : {}),
+    ...(match.exact !== undefined ? { exact: match.exact } : {}),
+    ...(match.regex !== undefined ? { regex: match.regex } : {}),
+    ...(match.methods ? { methods: match.methods } : {}),
+    ...(match.headers ? { headers: conditions(match.headers, [...path, 'headers'], true) } : {}),
+    ...(match.query ? { query: conditions(match.query, [...path, 'query'], false) } : {}),
+    upgrade: match.upgrade ?? 'any',
+  };
+}
+
+function countGroups(source: string): number {
+  try {
+    return (new RegExp(`${source}|`).exec('')?.length ?? 1) - 1;
+  } catch {
+    return 0;
+  }
+}
+
+function readPem(file: string, path: Path, context: ModelContext, report: Report): Buffer {
+  const full = resolve(dirname(resolve(context.file)), file);
+  try {
+    return readFileSync(full);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    report(path, `cannot read ${full} (${code === 'ENOENT' ? 'no such file' : (code ?? String(err))})`);
+    return Buffer.alloc(0);
+  }
+}
