@@ -95,7 +95,7 @@ function literalPrefix(source: string): string {
   let out = '';
   for (let i = 1; i < source.length; i++) {
     const char = source[i] as string;
-    if (char === '\\' && i + 1 < source.length && /[/.\-]/.test(source[i + 1] as string)) {
+    if (char === '\\' && i + 1 < source.length && /[/.-]/.test(source[i + 1] as string)) {
       out += source[++i];
       continue;
     }
