@@ -6,6 +6,7 @@ import { ProxyPipeline } from '../proxy/pipeline.js';
 import type { ProxyContext } from '../proxy/proxy-context.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { createListenerServer } from './listener.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
 
 export interface BoundAddress {
@@ -19,7 +20,8 @@ export class Switchyard {
   readonly registry = new ConnectionRegistry();
   private readonly context: ProxyContext;
   private readonly servers: http.Server[] = [];
-  private retired: Runtime[] = [];
+  /** Pools a reload dropped that still close once unused. */
+  private readonly closing = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
 
   private constructor(config: SwitchyardConfig, private readonly log: Logger) {
@@ -63,9 +65,11 @@ export class Switchyard {
     const next = new Runtime(config, previous);
     this.context.runtime = next;
     const dropped = previous.poolsDroppedBy(next);
-    if (dropped.length > 0) this.retired.push(previous);
+    if (dropped.length === 0) return;
     // Dropped pools close once nothing uses them any more.
-    void this.closeWhenUnused(dropped);
+    const closing = this.closeWhenUnused(dropped);
+    this.closing.add(closing);
+    void closing.finally(() => this.closing.delete(closing));
   }
 
   /**
@@ -77,7 +81,7 @@ export class Switchyard {
     return this.stopping;
   }
 
-  private async closeWhenUnused(pools: readonly { servers: readonly { active: number }[]; close(): Promise<unknown> }[]): Promise<void> {
+  private async closeWhenUnused(pools: readonly UpstreamPool[]): Promise<void> {
     for (const pool of pools) {
       while (pool.servers.some((server) => server.active > 0) && !this.stopping) await new Promise((resolve) => setTimeout(resolve, 1_000).unref());
       await pool.close();
@@ -99,7 +103,7 @@ export class Switchyard {
     clearInterval(sweeper);
     registry.destroyAll('shutdown');
     await closed;
-    await Promise.all([this.context.runtime.close(), ...this.retired.map((runtime) => runtime.close())]);
+    await Promise.all([this.context.runtime.close(), ...this.closing]);
   }
 
   private async listen(): Promise<void> {
