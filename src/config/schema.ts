@@ -33,9 +33,9 @@ const Condition = z.union([
 const HTTP_METHOD = /^[A-Z][A-Z0-9-]*$/;
 
 export const MatchSchema = z.strictObject({
-  prefix: z.string().startsWith('/', { message: 'a path prefix starts with /' }).optional()
+  prefix: z.string().regex(/^\//, { message: 'a path prefix starts with /' }).optional()
     .describe('Path prefix, matched at segment boundaries: /ws matches /ws and /ws/x, not /wsx.'),
-  exact: z.string().startsWith('/', { message: 'a path starts with /' }).optional().describe('The path must equal this.'),
+  exact: z.string().regex(/^\//, { message: 'a path starts with /' }).optional().describe('The path must equal this.'),
   regex: z.string().optional().describe('JavaScript regular expression tested against the path; its captures feed rewrite ($1, $2, ...).'),
   methods: z.array(z.string().regex(HTTP_METHOD, { message: 'expected an upper-case HTTP method such as GET' })).min(1).optional()
     .describe('Allowed methods. Default: any.'),

@@ -49,7 +49,9 @@ function covers(first: RouteConfig, later: RouteConfig): Coverage {
   const a = first.match;
   const b = later.match;
   if (a.upgrade !== 'any' && a.upgrade !== b.upgrade) return 'no';
-  if (a.methods && (!b.methods || !b.methods.every((method) => a.methods!.includes(method)))) return 'no';
+  // A WebSocket handshake is always a GET, whatever the route lists.
+  const laterMethods = b.methods ?? (b.upgrade === 'websocket' ? ['GET'] : undefined);
+  if (a.methods && (!laterMethods || !laterMethods.every((method) => a.methods!.includes(method)))) return 'no';
   if (!conditionsCover(a.headers, b.headers) || !conditionsCover(a.query, b.query)) return 'no';
   return pathCovers(a, b);
 }

@@ -115,6 +115,16 @@ function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context
   };
 }
 
+function checkHeaderAction(actions: Parameters<typeof compileHeaderActions>[0], path: Path, report: Report): boolean {
+  try {
+    compileHeaderActions(actions);
+    return true;
+  } catch (err) {
+    report(path, (err as Error).message);
+    return false;
+  }
+}
+
 function checkUrl(url: string, path: Path, report: Report): boolean {
   try {
     parseServerUrl(url);
@@ -144,11 +154,16 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
     if (route.strip_prefix && match.prefix === undefined) report([...path, 'strip_prefix'], 'needs match.prefix (the prefix to strip)');
     if (route.strip_prefix && route.rewrite !== undefined) report([...path, 'rewrite'], 'use either rewrite or strip_prefix, not both');
     for (const key of ['request_headers', 'response_headers'] as const) {
-      try {
-        compileHeaderActions(route[key]);
-      } catch (err) {
-        report([...path, key], (err as Error).message);
+      const actions = route[key];
+      if (!actions) continue;
+      // One entry at a time, so each problem is reported at its own header; then
+      // the whole (a name set twice in different case).
+      let fine = true;
+      for (const kind of ['set', 'add'] as const) {
+        for (const [name, value] of Object.entries(actions[kind] ?? {})) fine = checkHeaderAction({ [kind]: { [name]: value } }, [...path, key, kind, name], report) && fine;
       }
+      for (const [index, name] of (actions.remove ?? []).entries()) fine = checkHeaderAction({ remove: [name] }, [...path, key, 'remove', index], report) && fine;
+      if (fine) checkHeaderAction(actions, [...path, key], report);
     }
     action = {
       kind: 'proxy', upstream, stripPrefix: route.strip_prefix ?? false, rewrite: route.rewrite, preserveHost: route.preserve_host ?? true,

@@ -7,7 +7,7 @@ import type { RouteDecision } from '../router/router.js';
 import { isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
-import { respondWithError, writeRawResponse } from './raw-response.js';
+import { respondWithError, writeRawAnswer, writeRawResponse } from './raw-response.js';
 import { WebSocketHandshake } from './websocket-handshake.js';
 
 /** Where a request goes next: refused with an error, answered locally, or proxied. */
@@ -48,7 +48,7 @@ export class ProxyPipeline {
     const next = this.dispose(req, facts);
     if (next instanceof ProxyError) writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
     else if ('route' in next) new WebSocketHandshake(this.context, next, facts, socket, head, this.forwardContext(socket)).start();
-    else writeRawResponse(socket, next.status, next.body, next.headers);
+    else writeRawAnswer(socket, next.status, next.headers, next.body);
   }
 
   /** The `admit` and `route` phases, and local answers (redirect, respond). */
@@ -69,8 +69,9 @@ export class ProxyPipeline {
     });
     // Like a rewrite, a redirect keeps the query unless the template places it.
     if (!location.includes('?')) location += facts.query;
-    // A path of "//evil.example" must not turn "$path..." into a link to another host.
-    if (location.startsWith('//') && !template.source.startsWith('//')) location = location.replace(/^\/+/, '/');
+    // A path of "//evil.example" (or "/\evil.example": browsers read \ as /) must
+    // not turn "$path..." into a link to another host.
+    if (LEADING_SLASHES.test(location) && !LEADING_SLASHES.test(template.source)) location = location.replace(LEADING_SLASHES, '/');
     const body = `Redirecting to ${location}\n`;
     return { status: action.status, headers: ['Location', location, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))], body };
   }
@@ -84,6 +85,8 @@ export class ProxyPipeline {
     return context;
   }
 }
+
+const LEADING_SLASHES = /^[/\\]{2,}/;
 
 const kForward = Symbol('switchyard.forward');
 type ForwardingSocket = Socket & { [kForward]?: ForwardContext };

@@ -9,15 +9,19 @@ import type { ProxyError } from '../errors.js';
  * calls this abortHandshake.
  */
 export function writeRawResponse(socket: Duplex, status: number, body: string, extraHeaders: readonly string[] = []): void {
+  const text = `${body}\n`;
+  writeRawAnswer(socket, status, ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(text)), ...extraHeaders], text);
+}
+
+/** Writes exactly these headers (plus Connection: close) and body, then ends the connection. */
+export function writeRawAnswer(socket: Duplex, status: number, headers: readonly string[], body: string): void {
   if (socket.destroyed || !socket.writable) {
     socket.destroy();
     return;
   }
-  const reason = STATUS_CODES[status] ?? 'Unknown';
-  const text = `${body}\n`;
-  let head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n`;
-  for (let i = 0; i + 1 < extraHeaders.length; i += 2) head += `${extraHeaders[i]}: ${extraHeaders[i + 1]}\r\n`;
-  socket.end(`${head}\r\n${text}`);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  socket.end(`${head}Connection: close\r\n\r\n${body}`);
   destroyAfterGrace(socket);
 }
 
