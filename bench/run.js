@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Switchyard bench: direct vs Switchyard vs nginx vs HAProxy, one worker each,
-// on 127.0.0.1. See bench/README.md.
+// on 127.0.0.1; and Switchyard's routing cost (1-route vs 200-route config).
+// See bench/README.md.
 //
 //   npm run bench                       3 rounds, 5 s phases (~6 minutes on 2 cores)
 //   node bench/run.js --quick           1 round, 2 s phases (~1 minute)
 //   node bench/run.js --rounds 5 --only http,echo --targets switchyard,nginx
+//   node bench/run.js --quick --only routing
 
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -13,15 +15,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openFileLimits, treeCpuSeconds, treeRssKiB } from './lib/proc.js';
-import { costTable, loadTable, num, ratesTable } from './lib/report.js';
+import { costTable, loadTable, num, ratesTable, routingTable } from './lib/report.js';
+import { ROUTING_PATH, routingConfig } from './lib/routing.js';
 import {
-  alive, killAllStarted, startHttpOrigin, startTarget, startWsOrigin, stop, track,
+  HOST, alive, killAllStarted, startHttpOrigin, startSwitchyardRun, startTarget, startWsOrigin, stop, track,
 } from './lib/servers.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_DIR = dirname(BENCH_DIR);
 const ALL_TARGETS = ['direct', 'switchyard', 'nginx', 'haproxy'];
-const ALL_GROUPS = ['http', 'idle', 'echo', 'throughput', 'handshake'];
+const ALL_GROUPS = ['http', 'idle', 'echo', 'throughput', 'handshake', 'routing'];
 const WS_GROUPS = ['idle', 'echo', 'throughput', 'handshake'];
 
 const USAGE = `Usage: node bench/run.js [options]      (npm run bench -- [options])
@@ -31,9 +34,11 @@ const USAGE = `Usage: node bench/run.js [options]      (npm run bench -- [option
   --warmup S        seconds of warm-up load on each fresh proxy (default 1)
   --quick           1 round, 2 s phases: a smoke run of about a minute
   --only LIST       phases: http, ws (= idle,echo,throughput,handshake), idle, echo,
-                    throughput, handshake (default: all)
-  --targets LIST    direct, switchyard, nginx, haproxy (default: all)
+                    throughput, handshake, routing (default: all)
+  --targets LIST    direct, switchyard, nginx, haproxy (default: all); the routing
+                    phase always runs Switchyard alone
   --idle N          idle WebSocket connections for the memory phase (default 4000)
+  --routes N        routes of the large config in the routing phase (default 200)
   --no-install      do not apt-get install missing nginx / haproxy / wrk
   -h, --help        this help`;
 
@@ -50,6 +55,7 @@ try {
       only: { type: 'string' },
       targets: { type: 'string' },
       idle: { type: 'string', default: '4000' },
+      routes: { type: 'string', default: '200' },
       'no-install': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -67,12 +73,13 @@ const ROUNDS = Number(opts.rounds ?? (opts.quick ? 1 : 3));
 const DURATION = Number(opts.duration ?? (opts.quick ? 2 : 5));
 const WARMUP = Number(opts.warmup);
 const IDLE = Number(opts.idle);
+const ROUTES = Number(opts.routes);
 const groups = new Set();
 for (const item of (opts.only ?? ALL_GROUPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
   if (item === 'ws') WS_GROUPS.forEach((g) => groups.add(g));
   else if (ALL_GROUPS.includes(item)) groups.add(item);
   else {
-    console.error(`bench: --only ${item}: expected one of http, ws, ${WS_GROUPS.join(', ')}`);
+    console.error(`bench: --only ${item}: expected one of http, ws, ${WS_GROUPS.join(', ')}, routing`);
     process.exit(2);
   }
 }
@@ -88,6 +95,10 @@ const TARGETS = ALL_TARGETS.filter((t) => targets.includes(t));
 const PROXIES = TARGETS.filter((t) => t !== 'direct');
 if (![ROUNDS, DURATION, WARMUP, IDLE].every((n) => Number.isFinite(n) && n >= 0) || ROUNDS < 1 || DURATION < 1 || !Number.isInteger(DURATION) || !Number.isInteger(WARMUP)) {
   console.error('bench: --rounds and --duration must be at least 1; --duration and --warmup are whole seconds');
+  process.exit(2);
+}
+if (!Number.isInteger(ROUTES) || ROUTES < 2) {
+  console.error('bench: --routes must be a whole number of at least 2');
   process.exit(2);
 }
 
@@ -131,8 +142,8 @@ function findTool(name) {
 
 function ensureTools() {
   const needed = new Set();
-  if (groups.has('http') || TARGETS.includes('nginx')) needed.add('nginx');
-  if (groups.has('http')) needed.add('wrk');
+  if (groups.has('http') || groups.has('routing') || TARGETS.includes('nginx')) needed.add('nginx');
+  if (groups.has('http') || groups.has('routing')) needed.add('wrk');
   if (TARGETS.includes('haproxy')) needed.add('haproxy');
   let missing = [...needed].filter((name) => !findTool(name));
   if (missing.length && !opts['no-install']) {
@@ -191,9 +202,9 @@ function parseDurationMs(text) {
 }
 
 /** One wrk run (no Lua script); resolves with requests/s, p99 and error counts. */
-function runWrk(tools, port, seconds) {
+function runWrk(tools, port, seconds, path = '/') {
   return new Promise((resolve, reject) => {
-    const args = ['-t1', '-c64', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`];
+    const args = ['-t1', '-c64', `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}${path}`];
     const child = track(spawn(tools.wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     child.stdout.setEncoding('utf8');
@@ -449,11 +460,59 @@ async function wsPhases(target, round, tools, origin, tmp, rec) {
   }
 }
 
+// ---------------------------------------------------------------- routing cost
+
+// The routing phase's figures: routingValues[routes][key] = one number per round.
+const routingValues = {};
+const ROUTING_SIZES = [1, ROUTES];
+
+function recordRouting(routes, key, value) {
+  routingValues[routes] ??= {};
+  routingValues[routes][key] ??= [];
+  routingValues[routes][key].push(value);
+}
+
+/**
+ * Switchyard from a config file (`run -c`) with 1 route, then with ROUTES routes
+ * (ROUTES - 1 that do not match before the catch-all), against the same HTTP
+ * origin with the same wrk load; the order alternates by round.
+ */
+async function routingPhases(round, tools, origin, tmp) {
+  const sizes = round % 2 ? ROUTING_SIZES : [...ROUTING_SIZES].reverse();
+  for (const routes of sizes) {
+    const target = `switchyard (${routes} route${routes === 1 ? '' : 's'})`;
+    log(`round ${round}/${ROUNDS}: routing, ${target}`);
+    let proxy;
+    try {
+      proxy = await startSwitchyardRun((port) => routingConfig({ host: HOST, port, originPort: origin.port, routes }), tmp, REPO_DIR, `r${round}-routing-${routes}`);
+      if (WARMUP > 0) await runWrk(tools, proxy.port, WARMUP, ROUTING_PATH);
+      const meter = cpuMeter(proxy.child);
+      meter.start();
+      const r = await runWrk(tools, proxy.port, DURATION, ROUTING_PATH);
+      meter.stop();
+      rounds.push({ round, target, routing: { routes, ...r, cpuSeconds: meter.cpu, wallSeconds: meter.wall } });
+      recordRouting(routes, 'rate', r.rate);
+      recordRouting(routes, 'p99', r.p99Ms);
+      recordRouting(routes, 'cpu', (meter.cpu * 1e6) / r.requests);
+      recordRouting(routes, 'load', meter.cpu / meter.wall);
+      if (r.errors || r.non2xx) note(`round ${round}: ${target}: ${r.errorText}, non-2xx ${r.non2xx} (of ${r.requests} requests)`);
+      checkAlive(target, proxy, 'routing', round);
+    } catch (err) {
+      note(`round ${round}: ${target}: ${err.message}`);
+    } finally {
+      if (proxy) {
+        await stop(proxy.child);
+        scanProxyLogs('switchyard', proxy, round, `routing (${routes} routes)`);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 async function main() {
   const tools = ensureTools();
-  if (TARGETS.includes('switchyard')) {
+  if (TARGETS.includes('switchyard') || groups.has('routing')) {
     const built = join(REPO_DIR, 'dist', 'src', 'cli', 'main.js');
     if (!existsSync(built)) throw new Error('dist/ is missing: run `npx tsc -p .` (or npm run build) first');
     if (newestMtime(join(REPO_DIR, 'src')) > statSync(built).mtimeMs) log('warning: src/ is newer than dist/; run `npx tsc -p .` to bench the current code');
@@ -470,17 +529,18 @@ async function main() {
     switchyard: `${JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')).version} @ ${gitDescribe()}`,
   };
   const command = `node bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
-  log(`${command}: ${ROUNDS} round(s), ${DURATION} s phases, targets ${TARGETS.join(', ')}, phases ${[...groups].join(', ')}; work dir ${tmp}`);
+  log(`${command}: ${ROUNDS} round(s), ${DURATION} s phases, targets ${TARGETS.join(', ')}, phases ${[...groups].join(', ')}${groups.has('routing') ? ` (routing: 1 vs ${ROUTES} routes)` : ''}; work dir ${tmp}`);
 
   let httpOrigin;
   let wsOrigin;
   try {
     const wantWs = WS_GROUPS.some((g) => groups.has(g));
-    if (groups.has('http')) httpOrigin = await startHttpOrigin(tmp, tools);
+    const wantTargets = wantWs || groups.has('http');
+    if (groups.has('http') || groups.has('routing')) httpOrigin = await startHttpOrigin(tmp, tools);
     if (wantWs) wsOrigin = await startWsOrigin(tmp, BENCH_DIR);
     for (let round = 1; round <= ROUNDS; round++) {
       // Rotate the order each round so drift on a shared machine hits everyone.
-      const order = TARGETS.map((_, i) => TARGETS[(i + round - 1) % TARGETS.length]);
+      const order = wantTargets ? TARGETS.map((_, i) => TARGETS[(i + round - 1) % TARGETS.length]) : [];
       for (const target of order) {
         const rec = { round, target };
         rounds.push(rec);
@@ -497,6 +557,10 @@ async function main() {
           if (origin && !alive(origin.child)) throw new Error(`${origin.name} died; see ${origin.child.stderrFile}`);
         }
       }
+      if (groups.has('routing')) {
+        await routingPhases(round, tools, httpOrigin, tmp);
+        if (!alive(httpOrigin.child)) throw new Error(`${httpOrigin.name} died; see ${httpOrigin.child.stderrFile}`);
+      }
     }
   } finally {
     await stop(httpOrigin?.child);
@@ -508,7 +572,7 @@ async function main() {
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, 'latest.md'), `${report}\n`);
-  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ command, versions, settings: { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, idle: IDLE, targets: TARGETS, phases: [...groups], fdLimit: FD_LIMIT }, rounds, values, notes, observations }, null, 2)}\n`);
+  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ command, versions, settings: { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, idle: IDLE, routes: ROUTES, targets: TARGETS, phases: [...groups], fdLimit: FD_LIMIT }, rounds, values, routing: routingValues, notes, observations }, null, 2)}\n`);
   log(`saved bench/results/latest.md and bench/results/latest.json`);
   if (notes.length) log(`kept the work dir with configs and logs for the problems above: ${tmp}`);
   else rmSync(tmp, { recursive: true, force: true });
@@ -522,10 +586,20 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
   lines.push(`- Command: \`${command}\`${process.env.npm_lifecycle_event === 'bench' ? ' (via `npm run bench`)' : ''}; took ${minutes} min`);
   lines.push(`- Machine: nproc ${nproc}, ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}`);
   lines.push(`- Versions: node ${versions.node}, ${versions.nginx}, ${versions.haproxy}, ${versions.wrk}, switchyard ${versions.switchyard}`);
-  lines.push(`- ${ROUNDS} round(s), figures are medians over rounds; ${DURATION} s per measured phase after ${WARMUP} s warm-up; each proxy has one worker and is started fresh for the HTTP phase and again for the WebSocket phases of every round.`);
-  lines.push('- Origins: HTTP = nginx, 1 worker, `return 200 "hello"`; WebSocket = bench/ws-echo-origin.js (raw Node echo, 1 process). Clients: wrk -t1 -c64 --latency (HTTP/1.1 keep-alive GET); bench/ws-client.js (raw sockets, pre-built masked frames).');
-  lines.push(`- WS echo: 64 connections, 64-byte binary messages, one in flight per connection. Throughput: 1 connection, 64 KiB messages, 8 in flight; MB = payload bytes through the proxy in both directions / 1e6 (an echoed message counts twice). Handshakes: 16 concurrent upgrade + close frame + TCP close. Idle: ${IDLE} WebSockets held open, then one echo on each.`);
+  const targetPhases = [...groups].some((g) => g !== 'routing');
+  lines.push(`- ${ROUNDS} round(s), figures are medians over rounds; ${DURATION} s per measured phase after ${WARMUP} s warm-up; each proxy has one worker and is started fresh ${targetPhases ? 'for the HTTP phase and again for the WebSocket phases of every round' : 'for each measured phase'}.`);
+  if (targetPhases) {
+    lines.push('- Origins: HTTP = nginx, 1 worker, `return 200 "hello"`; WebSocket = bench/ws-echo-origin.js (raw Node echo, 1 process). Clients: wrk -t1 -c64 --latency (HTTP/1.1 keep-alive GET); bench/ws-client.js (raw sockets, pre-built masked frames).');
+    lines.push(`- WS echo: 64 connections, 64-byte binary messages, one in flight per connection. Throughput: 1 connection, 64 KiB messages, 8 in flight; MB = payload bytes through the proxy in both directions / 1e6 (an echoed message counts twice). Handshakes: 16 concurrent upgrade + close frame + TCP close. Idle: ${IDLE} WebSockets held open, then one echo on each.`);
+  }
+  if (groups.has('routing')) lines.push(`- Routing: Switchyard \`run -c\` (one worker) on a generated 1-route config and a ${ROUTES}-route config (${ROUTES - 1} non-matching routes before the catch-all; see bench/lib/routing.js), wrk -t1 -c64 --latency GET ${ROUTING_PATH} (HTTP/1.1 keep-alive), the same nginx HTTP origin (\`return 200 "hello"\`); the order of the two alternates by round.`);
   lines.push('');
+  if (Object.keys(values).length === 0) {
+    // Only the routing phase ran.
+    lines.push(...routingSection());
+    lines.push(...problemsSection());
+    return lines.join('\n');
+  }
   lines.push('## Rates and latencies');
   lines.push('');
   lines.push('Higher is better for rates, lower for latencies. Ratios are of the medians.');
@@ -582,6 +656,24 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
   }
   const idleRows = TARGETS.filter((t) => values[t]?.idleEchoed?.length).map((t) => `${t} ${values[t].idleEchoed.map((e, i) => `${e}/${values[t].idleOpened[i]}`).join(', ')}`);
   if (idleRows.length) lines.push(`Idle WebSockets still echoing after the memory reading (echoed/opened per round, ${IDLE} requested): ${idleRows.join('; ')}.`, '');
+  if (groups.has('routing')) lines.push(...routingSection());
+  lines.push(...problemsSection());
+  return lines.join('\n');
+}
+
+function routingSection() {
+  return [
+    `## Routing cost: 1 route vs ${ROUTES} routes`,
+    '',
+    `Switchyard alone, from a config file; the request matches the last route of the ${ROUTES}-route config, so every request is tested against all ${ROUTES - 1} routes before it (prefix, exact, regex, header, method, query and WebSocket-only conditions). Medians over rounds; the ratio is ${ROUTES} routes ÷ 1 route.`,
+    '',
+    routingTable(routingValues, ROUTES, ROUNDS),
+    '',
+  ];
+}
+
+function problemsSection() {
+  const lines = [];
   lines.push('## Problems seen');
   lines.push('');
   if (notes.length) lines.push(...notes.map((n) => `- ${n}`));
@@ -592,7 +684,7 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
     lines.push('');
     lines.push(...observations.map((n) => `- ${n}`));
   }
-  return lines.join('\n');
+  return lines;
 }
 
 process.on('SIGINT', () => {

@@ -114,3 +114,48 @@ export function loadTable(phases, proxies, values) {
   }
   return table(['Proxy CPU load during the phase (median)', ...proxies], rows);
 }
+
+/**
+ * The routing-cost tables: Switchyard with 1 route and with `routes` routes
+ * (median over rounds, range), the ratio of the two, and the "within 5 %" target.
+ * `values[routes][key]`, keys rate, p99, cpu, load.
+ */
+export function routingTable(values, routes, rounds) {
+  const one = values[1] ?? {};
+  const many = values[routes] ?? {};
+  const med = (v, key) => median(v[key] ?? []);
+  const row = (label, v) => [label, num(med(v, 'rate')), range(v.rate ?? []), num(med(v, 'p99')), num(med(v, 'cpu')), med(v, 'load') === undefined ? '—' : `${Math.round(med(v, 'load') * 100)} %`];
+  const rateRatio = med(many, 'rate') / med(one, 'rate');
+  const cpuRatio = med(many, 'cpu') / med(one, 'cpu');
+  const lines = [table(['Config', 'req/s', 'Range over rounds', 'p99 ms', 'CPU µs per request', 'Proxy CPU load'], [
+    row('1 route', one),
+    row(`${routes} routes`, many),
+    [`${routes} ÷ 1`, ratio(med(many, 'rate'), med(one, 'rate')), '', ratio(med(many, 'p99'), med(one, 'p99')), ratio(med(many, 'cpu'), med(one, 'cpu')), ''],
+  ])];
+  lines.push('');
+  const verdict = (ok) => (ok === undefined ? '—' : ok ? 'pass' : '**miss**');
+  lines.push(table(['Target', 'Measured', 'Result'], [
+    [`requests/s with ${routes} routes within 5 % of 1 route (ratio ≥ 0.95)`, Number.isFinite(rateRatio) ? `${rateRatio.toFixed(3)}×` : '—', verdict(Number.isFinite(rateRatio) ? rateRatio >= 0.95 : undefined)],
+    [`CPU µs per request with ${routes} routes within 5 % of 1 route (ratio ≤ 1.05; steadier than req/s when the proxy is not the bottleneck)`, Number.isFinite(cpuRatio) ? `${cpuRatio.toFixed(3)}×` : '—', verdict(Number.isFinite(cpuRatio) ? cpuRatio <= 1.05 : undefined)],
+  ], 1, 1));
+  if (rounds > 1) {
+    const ratios = (key) => {
+      const a = one[key] ?? [];
+      const b = many[key] ?? [];
+      return a.length === b.length ? a.map((x, i) => b[i] / x) : [];
+    };
+    const medianRatio = (key) => {
+      const m = median(ratios(key));
+      return m === undefined ? '—' : `${m.toFixed(3)}×`;
+    };
+    const perRound = (key) => {
+      const a = one[key] ?? [];
+      const b = many[key] ?? [];
+      if (a.length !== b.length || a.length === 0) return '—';
+      return a.map((x, i) => (b[i] / x).toFixed(3)).join(', ');
+    };
+    lines.push('');
+    lines.push(`Per round (${routes} ÷ 1, each round's pair measured back to back): req/s ${perRound('rate')} (median ${medianRatio('rate')}); CPU µs per request ${perRound('cpu')} (median ${medianRatio('cpu')}).`);
+  }
+  return lines.join('\n');
+}

@@ -224,25 +224,47 @@ backend origin
     if (!existsSync(join(repoDir, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npx tsc -p .` (npm run build) first');
     const child = launch('switchyard', process.execPath,
       [bin, 'proxy', '--listen', `${HOST}:${port}`, '--to', `http://${HOST}:${originPort}`], dir, { pipeStdout: true, cwd: repoDir });
-    const startLine = await new Promise((resolve, reject) => {
-      let text = '';
-      const timer = setTimeout(() => reject(new Error(`switchyard printed no start line within 10 s (stderr: ${child.stderrFile})`)), 10_000);
-      child.stdout.setEncoding('utf8');
-      child.stdout.on('data', (chunk) => {
-        text += chunk;
-        const line = text.split('\n').find((l) => l.startsWith('switchyard listening on'));
-        if (line) {
-          clearTimeout(timer);
-          resolve(line);
-        }
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`switchyard exited (code ${code}, signal ${signal}) before its start line; see ${child.stderrFile}`));
-      });
-    });
-    child.stdout.resume(); // keep draining stdout
+    const startLine = await switchyardStartLine(child);
     return { port, child, dir, startLine };
   }
   throw new Error(`unknown target ${kind}`);
+}
+
+/** Resolves with Switchyard's start line (stdout), rejects if it exits first or prints none within 10 s. */
+async function switchyardStartLine(child) {
+  const startLine = await new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`switchyard printed no start line within 10 s (stderr: ${child.stderrFile})`)), 10_000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      text += chunk;
+      const line = text.split('\n').find((l) => l.startsWith('switchyard listening on'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`switchyard exited (code ${code}, signal ${signal}) before its start line; see ${child.stderrFile}`));
+    });
+  });
+  child.stdout.resume(); // keep draining stdout
+  return startLine;
+}
+
+/**
+ * Starts `switchyard run -c FILE` on a config file written by `makeConfig(port)`
+ * (a free port on 127.0.0.1 is picked first); returns { port, child, dir, file, startLine }.
+ */
+export async function startSwitchyardRun(makeConfig, tmp, repoDir, tag) {
+  if (!existsSync(join(repoDir, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npx tsc -p .` (npm run build) first');
+  const port = await freePort();
+  const dir = join(tmp, `switchyard-${tag}`);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'switchyard.yaml');
+  writeFileSync(file, makeConfig(port));
+  const child = launch('switchyard', process.execPath, [join(repoDir, 'bin', 'switchyard.js'), 'run', '-c', file], dir, { pipeStdout: true, cwd: repoDir });
+  const startLine = await switchyardStartLine(child);
+  return { port, child, dir, file, startLine };
 }

@@ -66,7 +66,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   for (const warning of loaded.warnings) console.error(formatIssue(warning));
   return runProxy(loaded.config, {
     onListening: (addresses) => console.log(describeStart(addresses, loaded.config)),
-    reload: { load: () => load(file).config, file, watch: args.watch },
+    reload: { load: () => load(file), file, watch: args.watch },
   });
 }
 

@@ -64,9 +64,20 @@ export function loadConfigText(text: string, file: string, options: LoadOptions)
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
+  visit(doc, {
+    Alias(_key, alias) {
+      if (alias.resolve(doc) === undefined) issues.push({ severity: 'error', file, ...at(alias.range?.[0] ?? 0), path: '', message: `YAML: unknown alias *${alias.source} (define the anchor &${alias.source} before using it)` });
+    },
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
+  } catch (err) {
+    throw new ConfigError([{ severity: 'error', file, line: 0, column: 0, path: '', message: `YAML: ${(err as Error).message}` }]);
+  }
   // Two passes: the structure first (every schema error at once), then, on a
   // well-formed file, references, URLs, templates and route order.
-  const data: unknown = doc.toJS() ?? {};
   const parsed = ConfigFileSchema.safeParse(data);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) issues.push(...describeZodIssue(issue, doc, data, file, at));

@@ -1,4 +1,4 @@
-import { hasPathPrefix } from '../router/route-matcher.js';
+import { anchoredLiteral, hasPathPrefix } from '../router/route-matcher.js';
 import type { Condition, MatchConfig, RouteConfig, SiteConfig } from './model.js';
 
 export interface Shadow {
@@ -91,24 +91,8 @@ function pathCovers(a: MatchConfig, b: MatchConfig): Coverage {
   return 'no';
 }
 
-/** The fixed text an anchored regex starts with ("^/api/(.*)" → "/api/"); '' when unanchored. */
 function literalPrefix(source: string): string {
-  if (!source.startsWith('^')) return '';
-  let out = '';
-  for (let i = 1; i < source.length; i++) {
-    const char = source[i] as string;
-    if (char === '\\' && i + 1 < source.length && /[/.-]/.test(source[i + 1] as string)) {
-      out += source[++i];
-      continue;
-    }
-    if (/[\\^$.|?*+()[\]{}]/.test(char)) {
-      // A quantifier makes the character before it optional.
-      if (/[?*{]/.test(char)) out = out.slice(0, -1);
-      break;
-    }
-    out += char;
-  }
-  return out;
+  return anchoredLiteral(source) ?? '';
 }
 
 function describe(route: RouteConfig): string {

@@ -2,7 +2,7 @@ import type { SwitchyardConfig } from '../config/model.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { CompiledRoute, type Captures } from './compiled-route.js';
 import { HostMap } from './host-map.js';
-import type { RequestFacts } from './route-matcher.js';
+import { firstPathSegment, type RequestFacts } from './route-matcher.js';
 
 export interface RouteDecision {
   readonly route: CompiledRoute;
@@ -12,8 +12,29 @@ export interface RouteDecision {
 /** No site for the Host (421), or a site but no route (404). */
 export type RouteMiss = 'no-site' | 'no-route';
 
-interface CompiledSite {
-  readonly routes: readonly CompiledRoute[];
+/**
+ * A site's routes, indexed by the first path segment they can match: a request
+ * only tries the routes of its own segment plus those that match any segment,
+ * still in the order written. 200 routes under different prefixes cost a
+ * request a map lookup and a handful of tests, not 200.
+ */
+class CompiledSite {
+  private readonly bySegment = new Map<string, readonly CompiledRoute[]>();
+  private readonly anySegment: readonly CompiledRoute[];
+
+  constructor(readonly routes: readonly CompiledRoute[]) {
+    const segments = routes.map((route) => route.matcher.firstSegment());
+    this.anySegment = routes.filter((_route, index) => segments[index] === null);
+    for (const segment of new Set(segments)) {
+      if (segment === null) continue;
+      this.bySegment.set(segment, routes.filter((_route, index) => segments[index] === segment || segments[index] === null));
+    }
+  }
+
+  candidates(path: string): readonly CompiledRoute[] {
+    if (this.bySegment.size === 0) return this.routes;
+    return this.bySegment.get(firstPathSegment(path)) ?? this.anySegment;
+  }
 }
 
 /**
@@ -29,7 +50,7 @@ export class Router {
     const compiled = config.sites.map((site) => {
       const siteRoutes = site.routes.map((route) => new CompiledRoute(route, pools));
       routes.push(...siteRoutes);
-      return { site, compiled: { routes: siteRoutes } };
+      return { site, compiled: new CompiledSite(siteRoutes) };
     });
     this.routes = routes;
     this.sitesByListener = config.listeners.map((listener) => {
@@ -45,7 +66,7 @@ export class Router {
   route(listenerIndex: number, host: string | undefined, facts: RequestFacts): RouteDecision | RouteMiss {
     const site = this.sitesByListener[listenerIndex]?.find(host);
     if (!site) return 'no-site';
-    for (const route of site.routes) {
+    for (const route of site.candidates(facts.path)) {
       const captures = route.matcher.test(facts);
       if (captures !== null) return { route, captures };
     }

@@ -1,14 +1,14 @@
 import cluster from 'node:cluster';
 import { watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { ConfigError, formatIssue } from '../config/config-error.js';
+import { ConfigError, formatIssue, type ConfigIssue } from '../config/config-error.js';
 import { describeUpstreams, type SwitchyardConfig } from '../config/model.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Switchyard, type BoundAddress } from './switchyard.js';
 
 export interface ReloadSource {
   /** Reads and validates the config again; throws ConfigError when it is unusable. */
-  readonly load: () => SwitchyardConfig;
+  readonly load: () => { config: SwitchyardConfig; warnings: readonly ConfigIssue[] };
   readonly file: string;
   /** Reload when the file changes, not only on SIGHUP. */
   readonly watch: boolean;
@@ -71,14 +71,30 @@ export async function runProxy(config: SwitchyardConfig, options: RunOptions = {
 function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): void {
   let config: SwitchyardConfig;
   try {
-    config = source.load();
+    const loaded = source.load();
+    config = loaded.config;
+    if (loaded.warnings.length > 0) log.warn({ file: source.file, warnings: loaded.warnings.map(formatIssue) }, 'the reloaded config has warnings');
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
     log.error({ file: source.file, issues }, 'reload rejected: the new config is invalid; the old one keeps serving');
     return;
   }
+  const restartOnly = restartOnlyChanges(proxy.config, config);
   proxy.reload(config);
   log.info({ file: source.file }, 'config reloaded');
+  if (restartOnly.length > 0) log.warn({ file: source.file, settings: restartOnly }, `${restartOnly.join(', ')} changed: these apply after a restart`);
+}
+
+/** Settings a reload cannot apply to running listeners and processes. */
+function restartOnlyChanges(before: SwitchyardConfig, after: SwitchyardConfig): string[] {
+  const changed: string[] = [];
+  const listeners = (config: SwitchyardConfig): string => JSON.stringify(config.listeners.map(({ host, port, tls, sites }) => [host, port, tls ? [String(tls.cert), String(tls.key)] : null, sites ?? null]));
+  if (listeners(before) !== listeners(after)) changed.push('listeners');
+  if (before.workers !== after.workers) changed.push('workers');
+  if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) changed.push('limits');
+  const { headerMs, keepAliveMs } = before.timeouts;
+  if (headerMs !== after.timeouts.headerMs || keepAliveMs !== after.timeouts.keepAliveMs) changed.push('timeouts.header/keep_alive');
+  return changed;
 }
 
 /** Calls `onChange` (debounced) when the file changes, also when an editor replaces it. */

@@ -327,3 +327,54 @@ describe('Router', () => {
     assert.equal(routed(1, 'example.com', '/'), 'no-site');
   });
 });
+
+describe('Router: the first-segment index keeps the written order', () => {
+  const loaded = config([
+    'listeners:',
+    '  - address: 127.0.0.1:0',
+    'sites:',
+    '  - routes:',
+    '      - match: { prefix: /api, methods: [GET] }',
+    '        respond: { body: api }',
+    '      - match: { headers: { X-Canary: "1" } }',
+    '        respond: { body: canary }',
+    '      - match: { prefix: /api/v2 }',
+    '        respond: { body: v2 }',
+    '      - match: { exact: /x }',
+    '        respond: { body: x }',
+    '      - match: { regex: "^/(a|b)/" }',
+    '        respond: { body: ab }',
+    '      - match: { regex: "^/docs/(.*)" }',
+    '        respond: { body: docs }',
+    '      - respond: { body: rest }',
+  ].join('\n'));
+  const router = new Router(loaded, new Map());
+  const body = (target: string, options: RequestOptions = {}): string => {
+    const decision = router.route(0, 'any.test', facts(target, options));
+    assert.ok(typeof decision !== 'string', `no route for ${target}`);
+    const action = decision.route.config.action;
+    return action.kind === 'respond' ? action.body : action.kind;
+  };
+
+  it('each matcher knows the first segment it is bound to, or none', T, () => {
+    const segments = router.routes.map((route) => route.matcher.firstSegment());
+    assert.deepEqual(segments, ['api', null, 'api', 'x', null, 'docs', null]);
+  });
+
+  it('a route that matches any segment still wins over a later one of the request\'s segment', T, () => {
+    assert.equal(body('/api/v2/items'), 'api');
+    assert.equal(body('/api/v2/items', { method: 'POST' }), 'v2');
+    assert.equal(body('/api/v2/items', { method: 'POST', headers: { 'x-canary': '1' } }), 'canary');
+    assert.equal(body('/x'), 'x');
+    assert.equal(body('/x', { headers: { 'x-canary': '1' } }), 'canary');
+    assert.equal(body('/api/v2', { headers: { 'x-canary': '1' } }), 'api');
+  });
+
+  it('segments without routes of their own fall to the any-segment routes', T, () => {
+    assert.equal(body('/a/1'), 'ab');
+    assert.equal(body('/docs/intro'), 'docs');
+    assert.equal(body('/apix'), 'rest');
+    assert.equal(body('/'), 'rest');
+    assert.equal(body('/nothing/here'), 'rest');
+  });
+});
