@@ -12,6 +12,7 @@ export function requestFacts(req: IncomingMessage, upgrade: boolean): RequestFac
     query: queryAt < 0 ? '' : target.slice(queryAt),
     upgrade,
     req,
+    headers: req.headers,
   };
 }
 

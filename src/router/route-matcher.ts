@@ -10,6 +10,8 @@ export interface RequestFacts {
   readonly query: string;
   readonly upgrade: boolean;
   readonly req: IncomingMessage;
+  /** req.headers, read once (it is a getter on IncomingMessage). */
+  readonly headers: IncomingMessage['headers'];
 }
 
 type CompiledCondition =
@@ -25,7 +27,8 @@ type CompiledCondition =
 export class RouteMatcher {
   private readonly regex: RegExp | null;
   private readonly methods: ReadonlySet<string> | null;
-  private readonly headers: readonly [string, CompiledCondition][];
+  private readonly headerNames: readonly string[];
+  private readonly headerConditions: readonly CompiledCondition[];
   private readonly query: readonly [string, CompiledCondition][];
   private readonly exact: string | null;
   private readonly prefix: string | null;
@@ -35,7 +38,9 @@ export class RouteMatcher {
   constructor(readonly match: MatchConfig) {
     this.regex = match.regex === undefined ? null : new RegExp(match.regex);
     this.methods = match.methods ? new Set(match.methods) : null;
-    this.headers = compileConditions(match.headers);
+    const headers = compileConditions(match.headers);
+    this.headerNames = headers.map(([name]) => name);
+    this.headerConditions = headers.map(([, condition]) => condition);
     this.query = compileConditions(match.query);
     this.exact = match.exact ?? null;
     this.prefix = match.prefix ?? null;
@@ -51,8 +56,8 @@ export class RouteMatcher {
     if (this.exact !== null && facts.path !== this.exact) return null;
     if (this.prefix !== null && !hasPathPrefix(facts.path, this.prefix)) return null;
     if (this.methods !== null && !this.methods.has(facts.method)) return null;
-    for (const [name, condition] of this.headers) {
-      if (!holds(condition, headerValue(facts.req, name))) return null;
+    for (let i = 0; i < this.headerNames.length; i++) {
+      if (!holds(this.headerConditions[i] as CompiledCondition, headerValue(facts.headers, this.headerNames[i] as string))) return null;
     }
     if (this.query.length > 0) {
       const params = new URLSearchParams(facts.query);
@@ -65,20 +70,26 @@ export class RouteMatcher {
   }
 
   /**
-   * The first path segment every path this route matches starts with ("api" for
-   * prefix /api/v1, exact /api, regex ^/api/...), or null when it can match
-   * under any first segment. The router indexes routes by it.
+   * The path segments every path this route matches starts with: ["api", "v1"]
+   * for prefix /api/v1 or exact /api/v1, ["api"] for regex ^/api/(.*), [] when it
+   * can match anywhere. The router indexes routes by them.
    */
-  firstSegment(): string | null {
-    const fixed = this.exact ?? this.prefix ?? (this.regex !== null ? anchoredLiteral(this.regex.source) : null);
-    if (fixed === null || fixed.charCodeAt(0) !== 0x2f) return null;
-    const end = fixed.indexOf('/', 1);
-    if (end > 1) return fixed.slice(1, end);
-    // "/api" as an exact path or a segment-bounded prefix still fixes the segment;
-    // as a regex literal it could continue ("^/api" matches "/apix").
-    if (end < 0 && fixed.length > 1 && this.regex === null) return fixed.slice(1);
-    return null;
+  boundSegments(): string[] {
+    if (this.exact !== null || this.prefix !== null) return segmentsOf((this.exact ?? this.prefix) as string, true);
+    if (this.regex === null) return [];
+    const literal = anchoredLiteral(this.regex.source);
+    // A regex literal may continue its last segment ("^/api" matches "/apix"):
+    // only segments closed by a "/" are certain.
+    return literal === null ? [] : segmentsOf(literal, false);
   }
+}
+
+function segmentsOf(path: string, lastIsWhole: boolean): string[] {
+  if (path.charCodeAt(0) !== 0x2f) return [];
+  const parts = path.slice(1).split('/');
+  const last = parts.pop();
+  if (lastIsWhole && last !== undefined && last !== '') parts.push(last);
+  return parts;
 }
 
 /** The literal text an anchored regex starts with ("^/api/(.*)" → "/api/"); null when unanchored. */
@@ -101,11 +112,7 @@ export function anchoredLiteral(source: string): string | null {
   return out;
 }
 
-/** "/api/v1/x" → "api"; "/" → "". */
-export function firstPathSegment(path: string): string {
-  const end = path.indexOf('/', 1);
-  return end < 0 ? path.slice(1) : path.slice(1, end);
-}
+
 
 const NO_CAPTURES: readonly (string | undefined)[] = [];
 
@@ -137,7 +144,7 @@ function holds(condition: CompiledCondition, value: string | undefined): boolean
   }
 }
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
+function headerValue(headers: IncomingMessage['headers'], name: string): string | undefined {
+  const value = headers[name];
   return Array.isArray(value) ? value.join(', ') : value;
 }

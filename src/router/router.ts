@@ -2,7 +2,8 @@ import type { SwitchyardConfig } from '../config/model.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { CompiledRoute, type Captures } from './compiled-route.js';
 import { HostMap } from './host-map.js';
-import { firstPathSegment, type RequestFacts } from './route-matcher.js';
+import { PathIndex } from './path-index.js';
+import type { RequestFacts } from './route-matcher.js';
 
 export interface RouteDecision {
   readonly route: CompiledRoute;
@@ -13,36 +14,11 @@ export interface RouteDecision {
 export type RouteMiss = 'no-site' | 'no-route';
 
 /**
- * A site's routes, indexed by the first path segment they can match: a request
- * only tries the routes of its own segment plus those that match any segment,
- * still in the order written. 200 routes under different prefixes cost a
- * request a map lookup and a handful of tests, not 200.
- */
-class CompiledSite {
-  private readonly bySegment = new Map<string, readonly CompiledRoute[]>();
-  private readonly anySegment: readonly CompiledRoute[];
-
-  constructor(readonly routes: readonly CompiledRoute[]) {
-    const segments = routes.map((route) => route.matcher.firstSegment());
-    this.anySegment = routes.filter((_route, index) => segments[index] === null);
-    for (const segment of new Set(segments)) {
-      if (segment === null) continue;
-      this.bySegment.set(segment, routes.filter((_route, index) => segments[index] === segment || segments[index] === null));
-    }
-  }
-
-  candidates(path: string): readonly CompiledRoute[] {
-    if (this.bySegment.size === 0) return this.routes;
-    return this.bySegment.get(firstPathSegment(path)) ?? this.anySegment;
-  }
-}
-
-/**
  * The `route` phase: the listener's sites by Host, then the site's routes in the
  * order written; the first match wins.
  */
 export class Router {
-  private readonly sitesByListener: HostMap<CompiledSite>[];
+  private readonly sitesByListener: HostMap<PathIndex>[];
   readonly routes: readonly CompiledRoute[];
 
   constructor(config: SwitchyardConfig, pools: ReadonlyMap<string, UpstreamPool>) {
@@ -50,11 +26,11 @@ export class Router {
     const compiled = config.sites.map((site) => {
       const siteRoutes = site.routes.map((route) => new CompiledRoute(route, pools));
       routes.push(...siteRoutes);
-      return { site, compiled: new CompiledSite(siteRoutes) };
+      return { site, compiled: new PathIndex(siteRoutes) };
     });
     this.routes = routes;
     this.sitesByListener = config.listeners.map((listener) => {
-      const map = new HostMap<CompiledSite>();
+      const map = new HostMap<PathIndex>();
       for (const { site, compiled: compiledSite } of compiled) {
         if (listener.sites && !(site.name !== undefined && listener.sites.includes(site.name))) continue;
         for (const host of site.hosts) map.add(host, compiledSite);

@@ -328,7 +328,7 @@ describe('Router', () => {
   });
 });
 
-describe('Router: the first-segment index keeps the written order', () => {
+describe('Router: the path index keeps the written order', () => {
   const loaded = config([
     'listeners:',
     '  - address: 127.0.0.1:0',
@@ -356,15 +356,27 @@ describe('Router: the first-segment index keeps the written order', () => {
     return action.kind === 'respond' ? action.body : action.kind;
   };
 
-  it('each matcher knows the first segment it is bound to, or none', T, () => {
-    const segments = router.routes.map((route) => route.matcher.firstSegment());
-    assert.deepEqual(segments, ['api', null, 'api', 'x', null, 'docs', null]);
+  it('each matcher knows the path segments it is bound to', T, () => {
+    const segments = router.routes.map((route) => route.matcher.boundSegments());
+    assert.deepEqual(segments, [['api'], [], ['api', 'v2'], ['x'], [], ['docs'], []]);
+  });
+
+  it('regex literals bind only whole segments; trailing slashes bind nothing more', T, () => {
+    assert.deepEqual(matcher({ regex: '^/api' }).boundSegments(), []);
+    assert.deepEqual(matcher({ regex: '^/api/us' }).boundSegments(), ['api']);
+    assert.deepEqual(matcher({ regex: '^/api\\/v1/' }).boundSegments(), ['api', 'v1']);
+    assert.deepEqual(matcher({ regex: 'api/' }).boundSegments(), []);
+    assert.deepEqual(matcher({ prefix: '/ws/' }).boundSegments(), ['ws']);
+    assert.deepEqual(matcher({ prefix: '/' }).boundSegments(), []);
+    assert.deepEqual(matcher({ exact: '/a/b' }).boundSegments(), ['a', 'b']);
   });
 
   it('a route that matches any segment still wins over a later one of the request\'s segment', T, () => {
     assert.equal(body('/api/v2/items'), 'api');
     assert.equal(body('/api/v2/items', { method: 'POST' }), 'v2');
     assert.equal(body('/api/v2/items', { method: 'POST', headers: { 'x-canary': '1' } }), 'canary');
+    assert.equal(body('/api/v2', { method: 'POST' }), 'v2');
+    assert.equal(body('/api/v2x', { method: 'POST' }), 'rest');
     assert.equal(body('/x'), 'x');
     assert.equal(body('/x', { headers: { 'x-canary': '1' } }), 'canary');
     assert.equal(body('/api/v2', { headers: { 'x-canary': '1' } }), 'api');
