@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   SY_UPSTREAM_BAD_RESPONSE: { status: 502, source: 'upstream', retryable: false, message: 'upstream sent an invalid response' },
   SY_NO_SITE: { status: 421, source: 'client', retryable: false, message: 'no site is configured for this host' },
   SY_NO_ROUTE: { status: 404, source: 'client', retryable: false, message: 'no route matches this request' },
+  SY_UPSTREAM_BUSY: { status: 503, source: 'upstream', retryable: false, message: 'every server is at its connection limit' },
   SY_NO_UPSTREAM: { status: 503, source: 'internal', retryable: false, message: 'no upstream server is available' },
   SY_CLIENT_BAD_REQUEST: { status: 400, source: 'client', retryable: false, message: 'malformed request' },
   SY_CLIENT_HEADERS_TOO_LARGE: { status: 431, source: 'client', retryable: false, message: 'request headers too large' },
@@ -43,6 +44,8 @@ export class ProxyError extends Error {
   readonly status: number;
   readonly source: ErrorSource;
   readonly retryable: boolean;
+  /** Seconds for a Retry-After header (503 when busy). */
+  retryAfter: number | undefined;
 
   constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
     const spec: ErrorSpec = ERROR_CODES[code];

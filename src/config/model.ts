@@ -18,12 +18,55 @@ export interface ListenerConfig {
 }
 
 export type StickyMode = 'none' | 'cookie' | 'ip';
-export type BalancePolicy = 'round_robin' | 'least_conn';
+export type BalancePolicy = 'round_robin' | 'least_conn' | 'random_two' | 'ip_hash' | 'hash' | 'first';
 
 export interface ServerConfig {
   /** http, https, ws or wss (ws/wss name the same origin as http/https). */
   readonly url: string;
   readonly weight: number;
+  /** Open tunnels plus in-flight requests at most; 0: no limit. */
+  readonly maxConns?: number;
+  /** Start drained (no new requests or tunnels). */
+  readonly drain?: boolean;
+}
+
+export type HashKey = { readonly header: string } | { readonly cookie: string } | { readonly query: string };
+
+export interface ActiveHealthConfig {
+  readonly type: 'http' | 'websocket';
+  readonly path: string;
+  readonly method: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Inclusive status range that passes. */
+  readonly expectStatus: readonly [number, number];
+  readonly expectBody: string | undefined;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+}
+
+export type FailureKind = 'connect' | 'reset' | 'timeout' | '5xx';
+
+export interface PassiveHealthConfig {
+  readonly maxFails: number;
+  readonly failOn: readonly FailureKind[];
+  readonly maxEjectMs: number;
+}
+
+export interface UpstreamTlsConfig {
+  readonly ca?: Buffer;
+  readonly servername?: string;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  readonly insecure: boolean;
+}
+
+export interface DiscoveryConfig {
+  readonly intervalMs: number;
+  /** HOST:PORT of a DNS server; undefined: the system resolver. */
+  readonly resolver: string | undefined;
+  readonly srv: boolean;
 }
 
 export interface UpstreamConfig {
@@ -31,13 +74,35 @@ export interface UpstreamConfig {
   readonly servers: readonly ServerConfig[];
   /** undefined: round robin for requests, least connections for upgrades. */
   readonly policy: BalancePolicy | undefined;
+  readonly hashKey?: HashKey;
   readonly sticky: StickyMode;
   /** HMAC secret for the affinity cookie. */
   readonly stickySecret: string;
   readonly stickyCookieName: string;
-  /** How long a server that refused a connection is skipped (passive health). */
+  /** How long a failing server is ejected (passive health); doubles on repeat up to passive.maxEjectMs. */
   readonly failTimeoutMs: number;
+  readonly activeHealth?: ActiveHealthConfig;
+  readonly passiveHealth?: PassiveHealthConfig;
+  /** Close the open tunnels of a server that goes down. */
+  readonly closeTunnelsOnDown?: boolean;
+  /** Other servers tried after a failure that is safe to retry. */
+  readonly retries?: number;
+  readonly retryDeadlineMs?: number;
+  /** Requests that may wait for capacity, and for how long. */
+  readonly queueSize?: number;
+  readonly queueTimeoutMs?: number;
+  readonly tls?: UpstreamTlsConfig;
+  readonly discovery?: DiscoveryConfig;
+  readonly drainTimeoutMs?: number;
 }
+
+export const UPSTREAM_DEFAULTS = {
+  passiveHealth: { maxFails: 1, failOn: ['connect', 'reset', 'timeout'], maxEjectMs: 300_000 } satisfies PassiveHealthConfig,
+  retries: 2,
+  retryDeadlineMs: 10_000,
+  queueTimeoutMs: 5_000,
+  drainTimeoutMs: 300_000,
+} as const;
 
 export interface TimeoutConfig {
   readonly connectMs: number;

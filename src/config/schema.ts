@@ -93,7 +93,12 @@ export const SiteSchema = z.strictObject({
 
 const ServerEntry = z.union([
   z.string().describe('Server URL: http, https, ws or wss.'),
-  z.strictObject({ url: z.string(), weight: z.number().int().min(1).max(1000).default(1) }),
+  z.strictObject({
+    url: z.string(),
+    weight: z.number().int().min(1).max(1000).default(1),
+    max_conns: z.number().int().min(1).optional().describe('Open tunnels plus in-flight requests this server takes at most. Default: no limit.'),
+    drain: z.boolean().default(false).describe('Start drained: no new requests or tunnels (for deploys).'),
+  }),
 ]);
 
 const Sticky = z.union([
@@ -105,12 +110,63 @@ const Sticky = z.union([
   }),
 ]);
 
+const StatusRange = z.union([z.number().int().min(100).max(599), z.string().regex(/^\d{3}(-\d{3})?$/, { message: 'expected a status or a range such as 200-399' })]);
+
+export const ActiveHealthSchema = z.strictObject({
+  type: z.enum(['http', 'websocket']).default('http').describe('http: a request; websocket: a real handshake that must get 101, then a clean close.'),
+  path: z.string().regex(/^\//, { message: 'a path starts with /' }).default('/'),
+  method: z.string().regex(HTTP_METHOD).default('GET'),
+  headers: z.record(z.string(), z.string()).optional().describe('Extra request headers (e.g. Host).'),
+  expect_status: StatusRange.default('200-399'),
+  expect_body: z.string().optional().describe('The response body must contain this text.'),
+  interval: Duration.default('5s'),
+  timeout: Duration.default('2s'),
+  rise: z.number().int().min(1).max(100).default(2).describe('Consecutive passes that bring a down server back.'),
+  fall: z.number().int().min(1).max(100).default(3).describe('Consecutive failures that take a server down.'),
+});
+
+export const PassiveHealthSchema = z.strictObject({
+  max_fails: z.number().int().min(1).max(1000).default(1).describe('Consecutive failures that eject a server.'),
+  fail_on: z.array(z.enum(['connect', 'reset', 'timeout', '5xx'])).min(1).default(['connect', 'reset', 'timeout'])
+    .describe('What counts as a failure: connect (refused, unreachable, connect timeout), reset, timeout (no response in time), 5xx responses.'),
+  max_eject: Duration.default('5m').describe('The ejection period doubles on each repeat, up to this.'),
+});
+
 export const UpstreamSchema = z.strictObject({
   servers: z.array(ServerEntry).min(1),
-  policy: z.enum(['round_robin', 'least_conn']).optional()
+  policy: z.enum(['round_robin', 'least_conn', 'random_two', 'ip_hash', 'hash', 'first']).optional()
     .describe('Default: round_robin (weighted) for HTTP requests, least_conn for WebSocket upgrades.'),
+  hash_key: z.union([
+    z.strictObject({ header: z.string() }),
+    z.strictObject({ cookie: z.string() }),
+    z.strictObject({ query: z.string() }),
+  ]).optional().describe('The key of policy: hash.'),
   sticky: Sticky.default('none'),
-  fail_timeout: Duration.default('10s').describe('How long a server that failed a connection is skipped.'),
+  fail_timeout: Duration.default('10s').describe('How long a server is ejected after failing (passive health); doubles on repeat.'),
+  health: z.strictObject({
+    active: ActiveHealthSchema.optional(),
+    passive: PassiveHealthSchema.default({ max_fails: 1, fail_on: ['connect', 'reset', 'timeout'], max_eject: '5m' }),
+    on_down: z.enum(['keep', 'close']).default('keep').describe('What happens to open tunnels of a server that goes down.'),
+  }).default({ passive: { max_fails: 1, fail_on: ['connect', 'reset', 'timeout'], max_eject: '5m' }, on_down: 'keep' }),
+  retries: z.number().int().min(0).max(20).default(2).describe('Other servers tried after a failure that is safe to retry.'),
+  retry_deadline: Duration.default('10s').describe('No new attempt starts after this long.'),
+  queue: z.strictObject({
+    size: z.number().int().min(0).max(100000).default(0).describe('Requests that may wait for a server below max_conns. 0: none wait.'),
+    timeout: Duration.default('5s'),
+  }).default({ size: 0, timeout: '5s' }),
+  tls: z.strictObject({
+    ca: z.string().optional().describe('PEM file of the CA(s) that sign the servers\' certificates. Default: the system store.'),
+    servername: z.string().optional().describe('Name sent in SNI and checked against the certificate. Default: the URL\'s host name.'),
+    cert: z.string().optional().describe('Client certificate (mTLS), PEM file.'),
+    key: z.string().optional().describe('Client key (mTLS), PEM file.'),
+    insecure: z.boolean().default(false).describe('Skip certificate verification (logs a warning at start).'),
+  }).optional(),
+  discovery: z.strictObject({
+    interval: Duration.default('30s').describe('How often host names are resolved again.'),
+    resolver: z.string().optional().describe('DNS server HOST:PORT. Default: the system resolver.'),
+    srv: z.boolean().default(false).describe('Resolve SRV records (with their ports and weights) instead of A/AAAA.'),
+  }).optional().describe('Re-resolve servers given by host name: every address becomes a server; vanished ones drain.'),
+  drain_timeout: Duration.default('5m').describe('How long a drained server\'s open tunnels may stay before they are closed.'),
 });
 
 export const TimeoutsSchema = z.strictObject({

@@ -8,8 +8,8 @@ import { didYouMean, formatPath, type ConfigIssue } from './config-error.js';
 import { parseDuration } from './duration.js';
 import type { Locate } from './load.js';
 import {
-  DEFAULTS, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig, type SiteConfig,
-  type SwitchyardConfig, type TimeoutConfig, type UpstreamConfig,
+  DEFAULTS, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
+  type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type UpstreamConfig,
 } from './model.js';
 import type { ConfigFile, MatchFile, RouteFile, UpstreamFile } from './schema.js';
 import { findShadowedRoutes } from './shadowing.js';
@@ -96,11 +96,31 @@ function globalTimeouts(file: ConfigFile, report: Report): TimeoutConfig {
 }
 
 function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context: ModelContext, report: Report): UpstreamConfig {
-  const servers = upstream.servers.map((entry, index) => {
+  const servers = upstream.servers.map((entry, index): ServerConfig => {
     const server = typeof entry === 'string' ? { url: entry, weight: 1 } : entry;
     checkUrl(server.url, [...path, 'servers', index, ...(typeof entry === 'string' ? [] : ['url'])], report);
-    return server;
+    if (typeof entry === 'string') return { url: entry, weight: 1 };
+    return { url: entry.url, weight: entry.weight, maxConns: entry.max_conns ?? 0, drain: entry.drain };
   });
+  if (upstream.policy === 'hash' && !upstream.hash_key) report([...path, 'policy'], 'policy hash needs hash_key: { header: NAME }, { cookie: NAME } or { query: NAME }');
+  if (upstream.hash_key && upstream.policy !== 'hash') report([...path, 'hash_key'], 'hash_key is used by policy: hash only');
+  if (upstream.queue.size > 0 && !servers.some((server) => (server.maxConns ?? 0) > 0)) {
+    report([...path, 'queue'], 'a queue only fills when servers have max_conns', 'warning');
+  }
+  const active = upstream.health.active;
+  const passive = upstream.health.passive;
+  const tls = upstream.tls && {
+    ...(upstream.tls.ca !== undefined ? { ca: readPem(upstream.tls.ca, [...path, 'tls', 'ca'], context, report) } : {}),
+    ...(upstream.tls.cert !== undefined ? { cert: readPem(upstream.tls.cert, [...path, 'tls', 'cert'], context, report) } : {}),
+    ...(upstream.tls.key !== undefined ? { key: readPem(upstream.tls.key, [...path, 'tls', 'key'], context, report) } : {}),
+    ...(upstream.tls.servername !== undefined ? { servername: upstream.tls.servername } : {}),
+    insecure: upstream.tls.insecure,
+  };
+  if (upstream.tls && (upstream.tls.cert === undefined) !== (upstream.tls.key === undefined)) report([...path, 'tls'], 'cert and key go together (mTLS)');
+  if (upstream.tls?.insecure) report([...path, 'tls', 'insecure'], 'certificate verification is off for this upstream', 'warning');
+  if (upstream.discovery?.resolver !== undefined && !parseAddress(upstream.discovery.resolver)) {
+    report([...path, 'discovery', 'resolver'], `expected HOST:PORT of a DNS server, found "${upstream.discovery.resolver}"`);
+  }
   const sticky = typeof upstream.sticky === 'string' ? { mode: upstream.sticky } : upstream.sticky;
   const cookie = typeof upstream.sticky === 'string' ? undefined : upstream.sticky.cookie;
   const secret = typeof upstream.sticky === 'string' ? undefined : upstream.sticky.secret;
@@ -112,6 +132,41 @@ function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context
     stickySecret: secret ?? context.env.SWITCHYARD_SECRET ?? context.defaultSecret,
     stickyCookieName: cookie ?? DEFAULTS.stickyCookieName,
     failTimeoutMs: duration(upstream.fail_timeout, DEFAULTS.failTimeoutMs, [...path, 'fail_timeout'], report),
+    ...(upstream.hash_key ? { hashKey: upstream.hash_key } : {}),
+    ...(active ? { activeHealth: activeHealthModel(active, [...path, 'health', 'active'], report) } : {}),
+    passiveHealth: {
+      maxFails: passive.max_fails,
+      failOn: passive.fail_on,
+      maxEjectMs: duration(passive.max_eject, UPSTREAM_DEFAULTS.passiveHealth.maxEjectMs, [...path, 'health', 'passive', 'max_eject'], report),
+    },
+    closeTunnelsOnDown: upstream.health.on_down === 'close',
+    retries: upstream.retries,
+    retryDeadlineMs: duration(upstream.retry_deadline, UPSTREAM_DEFAULTS.retryDeadlineMs, [...path, 'retry_deadline'], report),
+    queueSize: upstream.queue.size,
+    queueTimeoutMs: duration(upstream.queue.timeout, UPSTREAM_DEFAULTS.queueTimeoutMs, [...path, 'queue', 'timeout'], report),
+    ...(tls ? { tls } : {}),
+    ...(upstream.discovery ? {
+      discovery: {
+        intervalMs: duration(upstream.discovery.interval, 30_000, [...path, 'discovery', 'interval'], report),
+        resolver: upstream.discovery.resolver,
+        srv: upstream.discovery.srv,
+      },
+    } : {}),
+    drainTimeoutMs: duration(upstream.drain_timeout, UPSTREAM_DEFAULTS.drainTimeoutMs, [...path, 'drain_timeout'], report),
+  };
+}
+
+function activeHealthModel(active: NonNullable<UpstreamFile['health']['active']>, path: Path, report: Report): ActiveHealthConfig {
+  const range = typeof active.expect_status === 'number' ? [active.expect_status, active.expect_status] : active.expect_status.split('-').map(Number);
+  const low = range[0] as number;
+  const high = range[1] ?? low;
+  if (low > high) report([...path, 'expect_status'], `the range ${active.expect_status} is empty`);
+  const intervalMs = duration(active.interval, 5_000, [...path, 'interval'], report);
+  const timeoutMs = duration(active.timeout, 2_000, [...path, 'timeout'], report);
+  if (timeoutMs > intervalMs) report([...path, 'timeout'], 'a check timeout longer than the interval lets checks pile up; make it shorter', 'warning');
+  return {
+    type: active.type, path: active.path, method: active.method, headers: active.headers ?? {},
+    expectStatus: [low, high], expectBody: active.expect_body, intervalMs, timeoutMs, rise: active.rise, fall: active.fall,
   };
 }
 

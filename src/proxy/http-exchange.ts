@@ -4,34 +4,30 @@ import type { Dispatcher } from 'undici';
 import { ProxyError, upstreamError } from '../errors.js';
 import type { RouteDecision } from '../router/router.js';
 import type { RequestFacts } from '../router/route-matcher.js';
+import type { SelectionInput } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 import { type ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError } from './raw-response.js';
 import { responseHeadersFor } from './response-headers.js';
+import { failureKind, safeToResend, UpstreamAttempt } from './upstream-attempt.js';
 import { UpstreamRequestHeaders } from './upstream-request-headers.js';
 
 const kExchange = Symbol('switchyard.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: HttpExchange };
 
 /**
- * One proxied HTTP request: picks a server of the route's pool, streams the
- * request to it through undici's pool, and streams the response back with
- * backpressure both ways. It is undici's dispatch handler itself, so no closures
- * are made per request.
+ * One proxied HTTP request: a server of the route's pool (UpstreamAttempt picks
+ * and retries), the request streamed to it through undici's keep-alive pool,
+ * the response streamed back with backpressure both ways. It is undici's
+ * dispatch handler itself, so no closures are made per request.
  */
-export class HttpExchange implements Dispatcher.DispatchHandler {
-  private server: UpstreamServer | undefined;
-  private tried: UpstreamServer[] | undefined;
-  /** Why the previous server failed, reported when no server is left to try. */
-  private lastError: ProxyError | undefined;
-  private setCookie: string | undefined;
+export class HttpExchange extends UpstreamAttempt implements Dispatcher.DispatchHandler {
   private body: PassThrough | null = null;
   private abortUpstream: ((err?: Error) => void) | undefined;
   private resumeUpstream: (() => void) | undefined;
-  /** The request reached a backend socket: no longer safe to retry blindly. */
+  /** The request reached a backend socket: resending it is not always safe. */
   private sent = false;
-  private done = false;
   private readonly headers: UpstreamRequestHeaders;
 
   constructor(
@@ -41,6 +37,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     private readonly res: ServerResponse,
     private readonly forward: ForwardContext,
   ) {
+    super(decision.route.pool!, context.log);
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, false);
     context.registry.requestStarted();
     (res as TrackedResponse)[kExchange] = this;
@@ -59,25 +56,21 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
       // PassThrough in between keeps the client's connection able to get a 502.
       this.body = req.pipe(new PassThrough());
     }
-    this.dispatch();
+    this.pick();
   }
 
-  private dispatch(): void {
-    const { route, captures } = this.decision;
-    const pool = route.pool!;
+  protected selectionInput(tried: readonly UpstreamServer[] | undefined): SelectionInput {
     const req = this.facts.req;
-    const selection = pool.select(
-      { kind: 'http', clientAddress: this.forward.clientAddress, cookieHeader: req.headers.cookie, secure: this.forward.secure, tried: this.tried },
-      Date.now(),
-    );
-    if (!selection) {
-      this.fail(this.lastError ?? new ProxyError('SY_NO_UPSTREAM'));
-      return;
-    }
-    const server = selection.server;
-    this.server = server;
-    this.setCookie = selection.setCookie;
-    server.active++;
+    return {
+      kind: 'http', clientAddress: this.forward.clientAddress, cookieHeader: req.headers.cookie, secure: this.forward.secure,
+      tried, headers: this.facts.headers, query: this.facts.query,
+    };
+  }
+
+  protected begin(server: UpstreamServer): void {
+    const { route, captures } = this.decision;
+    const req = this.facts.req;
+    this.sent = false;
     if (this.context.registry.draining) this.res.shouldKeepAlive = false;
     const timeouts = route.config.timeouts;
     try {
@@ -91,8 +84,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
         bodyTimeout: timeouts.tunnelIdleMs,
       }, this);
     } catch (err) {
-      server.active--;
-      this.server = undefined;
+      this.releaseServer();
       this.fail(upstreamError(err, 'response'));
     }
   }
@@ -107,6 +99,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true; // 1xx: Node already answered 100-continue; others are dropped
     const server = this.server;
     if (this.done || !server) return false;
+    if (statusCode >= 500) this.pool.recordFailure(server, '5xx', Date.now());
+    else this.pool.recordSuccess(server);
     this.resumeUpstream = resume;
     const client = { scheme: this.forward.secure ? 'https' : 'http', host: this.facts.req.headers.host ?? '' } as const;
     this.res.writeHead(statusCode, statusText, responseHeadersFor(rawHeaders, false, this.decision.route, server, client, this.setCookie));
@@ -126,20 +120,17 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    const server = this.server;
-    if (this.done || !server) return;
+    if (this.done || !this.server) return;
     const error = upstreamError(err, this.sent ? 'response' : 'connect');
-    if (!this.sent && error.retryable) {
-      this.decision.route.pool!.markFailed(server, Date.now());
-      this.releaseServer();
-      (this.tried ??= []).push(server);
-      this.lastError = error;
-      this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');
-      this.dispatch();
+    if (this.res.headersSent) {
+      // Mid-body: the only honest signal left is a cut response.
+      this.pool.recordFailure(this.server, 'reset', Date.now());
+      this.log.warn({ code: error.code, upstream: this.server.url, route: this.decision.route.label, err: error.message }, 'upstream failed mid-response');
+      this.fail(error);
       return;
     }
-    this.context.log.warn({ code: error.code, upstream: server.url, route: this.decision.route.label, err: error.message }, 'upstream request failed');
-    this.fail(error);
+    const retryable = this.sent ? error.code === 'SY_UPSTREAM_RESET' && safeToResend(this.facts.method, this.body !== null) : error.retryable;
+    this.attemptFailed(error, failureKind(error, this.sent), retryable);
   }
 
   /** The client went away before the response ended. */
@@ -155,19 +146,15 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     this.resumeUpstream?.();
   }
 
-  private fail(error: ProxyError): void {
+  protected fail(error: ProxyError): void {
     respondWithError(this.res, error);
     this.finish();
-  }
-
-  private releaseServer(): void {
-    if (this.server) this.server.active--;
-    this.server = undefined;
   }
 
   private finish(): void {
     if (this.done) return;
     this.done = true;
+    this.stopWaiting();
     this.releaseServer();
     if (this.body && !this.body.destroyed) {
       this.facts.req.unpipe(this.body);

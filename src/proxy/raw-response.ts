@@ -48,6 +48,13 @@ export function respondWithError(res: ServerResponse, error: ProxyError): void {
   }
   const body = `${error.status} ${error.message}\n`;
   if (error.status >= 500 || error.source === 'client') res.shouldKeepAlive = false;
-  res.writeHead(error.status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'X-Switchyard-Error': error.code });
+  res.writeHead(error.status, errorHeaders(error, ['Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))]));
   res.end(body);
+}
+
+/** X-Switchyard-Error, and Retry-After when the error says when to come back. */
+export function errorHeaders(error: ProxyError, base: string[] = []): string[] {
+  base.push('X-Switchyard-Error', error.code);
+  if (error.retryAfter !== undefined) base.push('Retry-After', String(error.retryAfter));
+  return base;
 }

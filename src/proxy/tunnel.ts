@@ -1,11 +1,12 @@
 import type { Socket } from 'node:net';
 import type { Closable, ConnectionRegistry } from '../server/connection-registry.js';
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 
 const kTunnel = Symbol('switchyard.tunnel');
 type TunnelSocket = Socket & { [kTunnel]?: Tunnel };
 
-export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown';
+export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown' | 'drain' | 'down';
 
 const CLIENT_READ_ENDED = 1;
 const UPSTREAM_READ_ENDED = 2;
@@ -28,12 +29,14 @@ export class Tunnel implements Closable {
     readonly client: Socket,
     readonly upstream: Socket,
     readonly server: UpstreamServer,
+    private readonly pool: UpstreamPool,
     private readonly registry: ConnectionRegistry,
     idleTimeoutMs: number,
   ) {
     (client as TunnelSocket)[kTunnel] = this;
     (upstream as TunnelSocket)[kTunnel] = this;
-    server.active++;
+    // The handshake acquired the server; the tunnel releases it when it ends.
+    server.tunnels.add(this);
     registry.addTunnel(this);
     client.setNoDelay(true);
     upstream.setNoDelay(true);
@@ -72,7 +75,8 @@ export class Tunnel implements Closable {
       }
       return;
     }
-    this.server.active--;
+    this.server.tunnels.delete(this);
+    this.pool.release(this.server);
     this.registry.removeTunnel(this);
     const client = this.client as TunnelSocket;
     const upstream = this.upstream as TunnelSocket;

@@ -2,32 +2,28 @@ import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import { ProxyError, upstreamError } from '../errors.js';
-import type { UpstreamServer } from '../upstream/upstream-server.js';
 import type { RouteDecision } from '../router/router.js';
 import type { RequestFacts } from '../router/route-matcher.js';
+import type { SelectionInput } from '../upstream/upstream-pool.js';
+import type { UpstreamServer } from '../upstream/upstream-server.js';
 import type { ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
-import { destroyAfterGrace, writeRawResponse } from './raw-response.js';
+import { destroyAfterGrace, errorHeaders, writeRawResponse } from './raw-response.js';
 import { responseHeadersFor } from './response-headers.js';
 import { Tunnel } from './tunnel.js';
+import { failureKind, UpstreamAttempt } from './upstream-attempt.js';
 import { UpstreamRequestHeaders } from './upstream-request-headers.js';
 
 type OwnedSocket = Socket & { _httpMessage?: unknown };
 
 /**
  * One WebSocket opening handshake: sends the client's handshake to a server
- * (trying the next one when it cannot connect), relays a 101 with every header
- * and starts a Tunnel, or relays any other answer and closes both connections.
+ * (UpstreamAttempt picks, queues and retries), relays a 101 with every header and
+ * starts a Tunnel, or relays any other answer and closes both connections.
  */
-export class WebSocketHandshake {
-  private server: UpstreamServer | undefined;
-  private tried: UpstreamServer[] | undefined;
-  /** Why the previous server failed, reported when no server is left to try. */
-  private lastError: ProxyError | undefined;
-  private setCookie: string | undefined;
+export class WebSocketHandshake extends UpstreamAttempt {
   private request: ClientRequest | undefined;
   private connected = false;
-  private done = false;
   private connectTimer: NodeJS.Timeout | undefined;
   private readonly headers: UpstreamRequestHeaders;
   private readonly req: IncomingMessage;
@@ -40,6 +36,7 @@ export class WebSocketHandshake {
     private readonly clientHead: Buffer,
     private readonly forward: ForwardContext,
   ) {
+    super(decision.route.pool!, context.log);
     this.req = facts.req;
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, true);
     context.registry.requestStarted();
@@ -48,20 +45,19 @@ export class WebSocketHandshake {
   }
 
   start(): void {
+    this.pick();
+  }
+
+  protected selectionInput(tried: readonly UpstreamServer[] | undefined): SelectionInput {
+    return {
+      kind: 'upgrade', clientAddress: this.forward.clientAddress, cookieHeader: this.req.headers.cookie, secure: this.forward.secure,
+      tried, headers: this.facts.headers, query: this.facts.query,
+    };
+  }
+
+  protected begin(server: UpstreamServer): void {
     const { route, captures } = this.decision;
-    const selection = route.pool!.select(
-      { kind: 'upgrade', clientAddress: this.forward.clientAddress, cookieHeader: this.req.headers.cookie, secure: this.forward.secure, tried: this.tried },
-      Date.now(),
-    );
-    if (!selection) {
-      this.fail(this.lastError ?? new ProxyError('SY_NO_UPSTREAM'));
-      return;
-    }
-    const server = selection.server;
-    this.server = server;
-    this.setCookie = selection.setCookie;
     this.connected = false;
-    server.active++;
     const timeouts = route.config.timeouts;
     const request = http.request({
       method: 'GET',
@@ -80,7 +76,7 @@ export class WebSocketHandshake {
 
   private connect(server: UpstreamServer): Socket {
     const socket = server.secure
-      ? tls.connect({ host: server.hostname, port: server.port, servername: net.isIP(server.hostname) ? undefined : server.hostname, ALPNProtocols: ['http/1.1'] })
+      ? tls.connect({ host: server.hostname, port: server.port, ...server.tlsOptions })
       : net.connect({ host: server.hostname, port: server.port, allowHalfOpen: true });
     this.connectTimer = setTimeout(this.onConnectTimeout, this.decision.route.config.timeouts.connectMs, socket);
     socket.once(server.secure ? 'secureConnect' : 'connect', this.onConnected);
@@ -108,6 +104,7 @@ export class WebSocketHandshake {
       if (!this.done) this.fail(new ProxyError('SY_UPSTREAM_BAD_RESPONSE', `upgrade answered ${res.statusCode}`));
       return;
     }
+    this.pool.recordSuccess(server);
     const client = this.client;
     // Node leaves the ClientRequest hanging off the socket; drop it so an idle
     // tunnel keeps nothing of the handshake.
@@ -120,9 +117,10 @@ export class WebSocketHandshake {
     client.write(`${head}\r\n`);
     if (upstreamHead.length > 0) client.write(upstreamHead);
     if (this.clientHead.length > 0) upstream.write(this.clientHead);
+    // The tunnel takes over the server's count from here.
+    this.server = undefined;
     this.complete();
-    server.active--;
-    new Tunnel(client, upstream, server, this.context.registry, this.decision.route.config.timeouts.tunnelIdleMs);
+    new Tunnel(client, upstream, server, this.pool, this.context.registry, this.decision.route.config.timeouts.tunnelIdleMs);
   };
 
   private clientView(): { scheme: 'http' | 'https'; host: string } {
@@ -137,6 +135,8 @@ export class WebSocketHandshake {
       res.destroy();
       return;
     }
+    if ((res.statusCode ?? 0) >= 500) this.pool.recordFailure(server, '5xx', Date.now());
+    else this.pool.recordSuccess(server);
     this.request?.setTimeout(0);
     const headers = responseHeadersFor(res.rawHeaders, false, this.decision.route, server, this.clientView(), this.setCookie);
     let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
@@ -158,22 +158,13 @@ export class WebSocketHandshake {
   };
 
   private readonly onRequestError = (err: Error): void => {
-    const server = this.server;
-    if (this.done || !server) return;
-    const error = upstreamError(err, this.connected ? 'response' : 'connect');
+    if (this.done || !this.server) return;
     clearTimeout(this.connectTimer);
-    server.active--;
-    this.server = undefined;
-    if (!this.connected && error.retryable) {
-      this.decision.route.pool!.markFailed(server, Date.now());
-      (this.tried ??= []).push(server);
-      this.lastError = error;
-      this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream connect failed, trying the next server');
-      this.start();
-      return;
-    }
-    this.context.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'WebSocket handshake with upstream failed');
-    this.fail(error);
+    const error = upstreamError(err, this.connected ? 'response' : 'connect');
+    // A handshake is a GET without a body: a reset before any answer may go to
+    // another server as safely as a refused connection.
+    const retryable = error.retryable || error.code === 'SY_UPSTREAM_RESET';
+    this.attemptFailed(error, failureKind(error, this.connected), retryable);
   };
 
   /**
@@ -188,13 +179,11 @@ export class WebSocketHandshake {
   private readonly onClientClose = (): void => {
     if (this.done) return;
     this.request?.destroy();
-    if (this.server) this.server.active--;
-    this.server = undefined;
     this.complete();
   };
 
-  private fail(error: ProxyError): void {
-    writeRawResponse(this.client, error.status, `${error.status} ${error.message}`, ['X-Switchyard-Error', error.code]);
+  protected fail(error: ProxyError): void {
+    writeRawResponse(this.client, error.status, `${error.status} ${error.message}`, errorHeaders(error));
     this.complete();
   }
 
@@ -202,6 +191,8 @@ export class WebSocketHandshake {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.connectTimer);
+    this.stopWaiting();
+    this.releaseServer();
     this.client.off('close', this.onClientClose);
     this.client.off('end', this.onClientEnd);
     this.context.registry.requestFinished();

@@ -10,7 +10,7 @@ function onConnectionClose(this: RegisteredSocket): void {
 
 export interface Closable {
   /** Ends the tracked thing at once (both sockets of a tunnel). */
-  destroy(reason: string): void;
+  destroy(reason: 'shutdown' | 'drain' | 'down'): void;
 }
 
 /**
@@ -65,7 +65,7 @@ export class ConnectionRegistry {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  destroyAll(reason: string): void {
+  destroyAll(reason: 'shutdown'): void {
     for (const tunnel of [...this.tunnels]) tunnel.destroy(reason);
     for (const socket of [...this.connections]) socket.destroy();
   }

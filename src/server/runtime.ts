@@ -1,5 +1,7 @@
 import type { SwitchyardConfig, UpstreamConfig } from '../config/model.js';
 import { Router } from '../router/router.js';
+import type { Logger } from '../log/logger.js';
+import { backgroundTasks } from '../upstream/background.js';
 import { UpstreamPool } from '../upstream/upstream-pool.js';
 
 /**
@@ -13,17 +15,22 @@ export class Runtime {
   readonly pools: ReadonlyMap<string, UpstreamPool>;
   private readonly poolKeys = new Map<UpstreamPool, string>();
 
-  constructor(readonly config: SwitchyardConfig, previous?: Runtime) {
+  constructor(readonly config: SwitchyardConfig, log: Logger, previous?: Runtime) {
     const reusable = new Map<string, UpstreamPool>();
     if (previous) for (const [pool, key] of previous.poolKeys) reusable.set(key, pool);
     const pools = new Map<string, UpstreamPool>();
     for (const [name, upstream] of config.upstreams) {
       const key = poolKey(upstream, config);
-      const pool = reusable.get(key) ?? new UpstreamPool(upstream, {
-        connectMs: config.timeouts.connectMs,
-        responseMs: config.timeouts.responseMs,
-        bodyIdleMs: config.timeouts.tunnelIdleMs,
-      });
+      let pool = reusable.get(key);
+      if (!pool) {
+        pool = new UpstreamPool(upstream, {
+          connectMs: config.timeouts.connectMs,
+          responseMs: config.timeouts.responseMs,
+          bodyIdleMs: config.timeouts.tunnelIdleMs,
+        });
+        // Health checks and discovery run once per pool, so a reused pool keeps its own.
+        pool.start(backgroundTasks(pool, log));
+      }
       pools.set(name, pool);
       this.poolKeys.set(pool, key);
     }

@@ -25,7 +25,7 @@ export class Switchyard {
   private stopping: Promise<void> | undefined;
 
   private constructor(config: SwitchyardConfig, private readonly log: Logger) {
-    this.context = { runtime: new Runtime(config), registry: this.registry, log };
+    this.context = { runtime: new Runtime(config, log), registry: this.registry, log };
   }
 
   static async start(config: SwitchyardConfig, log: Logger): Promise<Switchyard> {
@@ -62,7 +62,7 @@ export class Switchyard {
    */
   reload(config: SwitchyardConfig): void {
     const previous = this.context.runtime;
-    const next = new Runtime(config, previous);
+    const next = new Runtime(config, this.log, previous);
     this.context.runtime = next;
     const dropped = previous.poolsDroppedBy(next);
     if (dropped.length === 0) return;
@@ -70,6 +70,29 @@ export class Switchyard {
     const closing = this.closeWhenUnused(dropped);
     this.closing.add(closing);
     void closing.finally(() => this.closing.delete(closing));
+  }
+
+  /**
+   * Drains one server of an upstream (for deploys): no new requests or tunnels;
+   * open tunnels stay until they end or the upstream's drain_timeout (or
+   * `deadlineMs`). Returns false when no such server exists.
+   */
+  drainServer(upstream: string, url: string, deadlineMs?: number): boolean {
+    const pool = this.runtime.pools.get(upstream);
+    const server = pool?.servers.find((candidate) => candidate.url === url);
+    if (!pool || !server) return false;
+    pool.drain(server, deadlineMs);
+    this.log.info({ upstream, server: url }, 'server draining');
+    return true;
+  }
+
+  undrainServer(upstream: string, url: string): boolean {
+    const pool = this.runtime.pools.get(upstream);
+    const server = pool?.servers.find((candidate) => candidate.url === url);
+    if (!pool || !server) return false;
+    pool.undrain(server);
+    this.log.info({ upstream, server: url }, 'server back from draining');
+    return true;
   }
 
   /**

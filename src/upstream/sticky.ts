@@ -11,15 +11,18 @@ export class CookieAffinity {
   private readonly byValue = new Map<string, UpstreamServer>();
   private readonly setCookieByServer = new Map<UpstreamServer, { plain: string; secure: string }>();
 
-  constructor(readonly cookieName: string, secret: string, servers: readonly UpstreamServer[]) {
-    for (const server of servers) {
-      const key = createHash('sha256').update(server.url).digest('base64url').slice(0, 12);
-      const signature = createHmac('sha256', secret).update(key).digest('base64url').slice(0, 22);
-      const value = `${key}.${signature}`;
-      this.byValue.set(value, server);
-      const base = `${cookieName}=${value}; Path=/; HttpOnly; SameSite=Lax`;
-      this.setCookieByServer.set(server, { plain: base, secure: `${base}; Secure` });
-    }
+  constructor(readonly cookieName: string, private readonly secret: string, servers: readonly UpstreamServer[]) {
+    for (const server of servers) this.add(server);
+  }
+
+  /** Computes a server's cookie value once (also for servers discovery adds). */
+  add(server: UpstreamServer): void {
+    const key = createHash('sha256').update(server.url).digest('base64url').slice(0, 12);
+    const signature = createHmac('sha256', this.secret).update(key).digest('base64url').slice(0, 22);
+    const value = `${key}.${signature}`;
+    this.byValue.set(value, server);
+    const base = `${this.cookieName}=${value}; Path=/; HttpOnly; SameSite=Lax`;
+    this.setCookieByServer.set(server, { plain: base, secure: `${base}; Secure` });
   }
 
   /** The server a request's cookie pins it to, if the cookie is present and valid. */
@@ -51,14 +54,4 @@ export function readCookie(header: string, name: string): string | undefined {
     from = end;
   }
   return undefined;
-}
-
-/** Source-IP affinity: a stable hash of the client address picks the home server. */
-export function ipHashIndex(address: string, serverCount: number): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < address.length; i++) {
-    hash ^= address.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0) % serverCount;
 }

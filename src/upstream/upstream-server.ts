@@ -1,5 +1,9 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
+import type { UpstreamTlsConfig } from '../config/model.js';
 import { ProxyError } from '../errors.js';
+import type { Closable } from '../server/connection-registry.js';
+import { fnv1a } from './balancer/hashing.js';
 
 export interface ServerTimeouts {
   readonly connectMs: number;
@@ -7,9 +11,22 @@ export interface ServerTimeouts {
   readonly bodyIdleMs: number;
 }
 
+export interface ServerOptions {
+  readonly weight?: number;
+  /** 0: no limit. */
+  readonly maxConns?: number;
+  readonly tls?: UpstreamTlsConfig;
+  /** Host name the server was found under by discovery (SNI, certificate check). */
+  readonly hostname?: string;
+}
+
 const UPSTREAM_KEEPALIVE_MS = 30_000;
 
-/** One backend: its address, its keep-alive connection pool and its load and health state. */
+/**
+ * One backend: its address, its keep-alive connection pools, and what the pool
+ * knows of it: load (`active`), health (active checks), ejection (passive
+ * health), draining, and its open tunnels.
+ */
 export class UpstreamServer {
   readonly url: string;
   readonly secure: boolean;
@@ -22,37 +39,56 @@ export class UpstreamServer {
   /** host[:port] as the server names itself (default port omitted). */
   readonly authority: string;
   readonly weight: number;
-  /** TLS server name (SNI) for https/wss servers given by name. */
-  readonly servername: string | undefined;
+  /** Open tunnels plus in-flight requests at most; 0: no limit. */
+  readonly maxConns: number;
+  /** Stable per URL: consistent hashing scores keys against it. */
+  readonly seed: number;
+  /** Options for TLS connections (https/wss): SNI, CA, client certificate. */
+  readonly tlsOptions: ConnectionOptions | undefined;
   /** Keep-alive pools by connect timeout (routes may set their own). */
   private readonly dispatchers = new Map<number, Pool>();
   /** Open tunnels plus in-flight requests. */
   active = 0;
-  /** Passive health: not chosen before this time (ms since epoch). */
-  downUntil = 0;
+  /** Active health checks' verdict. */
+  healthy = true;
+  /** Passive health: ejected until this time (ms since epoch). */
+  ejectedUntil = 0;
+  consecutiveFailures = 0;
+  /** Ejections in a row, without a success in between: the period doubles each time. */
+  ejections = 0;
+  /** No new requests or tunnels; open ones stay until they end or the deadline. */
+  draining = false;
+  readonly tunnels = new Set<Closable>();
 
-  constructor(rawUrl: string, private readonly timeouts: ServerTimeouts, weight = 1) {
+  constructor(rawUrl: string, private readonly timeouts: ServerTimeouts, options: ServerOptions = {}) {
     const parsed = parseServerUrl(rawUrl);
     this.url = rawUrl;
-    this.weight = weight;
+    this.weight = options.weight ?? 1;
+    this.maxConns = options.maxConns ?? 0;
+    this.seed = fnv1a(rawUrl);
     this.authority = parsed.authority;
-    this.servername = parsed.servername;
     this.secure = parsed.secure;
     this.hostname = parsed.hostname;
     this.port = parsed.port;
     this.origin = parsed.origin;
     this.basePath = parsed.basePath;
+    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername) : undefined;
   }
 
-  get dispatcher(): Pool {
-    return this.dispatcherFor(this.timeouts.connectMs);
+  /** Healthy, not ejected, not draining: may be chosen for new work. */
+  isAvailable(now: number): boolean {
+    return this.healthy && this.ejectedUntil <= now && !this.draining;
+  }
+
+  hasCapacity(): boolean {
+    return this.maxConns === 0 || this.active < this.maxConns;
   }
 
   dispatcherFor(connectMs: number): Pool {
     let pool = this.dispatchers.get(connectMs);
     if (!pool) {
       pool = new Pool(this.origin, {
-        connect: { timeout: connectMs, servername: this.servername },
+        connect: { timeout: connectMs, ...this.tlsOptions },
         headersTimeout: this.timeouts.responseMs,
         bodyTimeout: this.timeouts.bodyIdleMs,
         keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
@@ -64,22 +100,35 @@ export class UpstreamServer {
     return pool;
   }
 
-  isAvailable(now: number): boolean {
-    return this.downUntil <= now;
+  /** Passive health: eject for `baseMs`, doubled per ejection in a row, up to `maxMs`. */
+  eject(now: number, baseMs: number, maxMs: number): void {
+    this.ejectedUntil = now + Math.min(baseMs * 2 ** Math.min(this.ejections, 20), Math.max(baseMs, maxMs));
+    this.ejections++;
+    this.consecutiveFailures = 0;
   }
 
-  markFailed(now: number, failTimeoutMs: number): void {
-    this.downUntil = now + failTimeoutMs;
-  }
-
-  markHealthy(): void {
-    this.downUntil = 0;
+  /** A request or check went well: the failure streak and ejection history end. */
+  succeeded(): void {
+    this.consecutiveFailures = 0;
+    this.ejections = 0;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.dispatchers.values()].map((pool) => pool.destroy()));
     this.dispatchers.clear();
   }
+}
+
+function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined): ConnectionOptions {
+  const name = tls?.servername ?? servername;
+  return {
+    ...(name !== undefined ? { servername: name } : {}),
+    ...(tls?.ca ? { ca: tls.ca } : {}),
+    ...(tls?.cert ? { cert: tls.cert } : {}),
+    ...(tls?.key ? { key: tls.key } : {}),
+    rejectUnauthorized: !(tls?.insecure ?? false),
+    ALPNProtocols: ['http/1.1'],
+  };
 }
 
 interface ParsedServerUrl {

@@ -32,8 +32,8 @@ describe('backend refusing connections', () => {
       assert.equal(reply.headers['x-origin'], 'second');
       assert.equal(origin.requests.length, 1);
       assert.equal(origin.requests[0]!.url, '/retry-get');
-      // Round robin starts at the first server: it was really tried, and marked down.
-      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
+      // Round robin starts at the first server: it was really tried, and ejected.
+      assert.ok(defaultPool(proxy).servers[0]!.ejectedUntil > Date.now(), 'the refusing server was not tried first');
     } finally {
       await proxy.close();
       await origin.close();
@@ -49,7 +49,7 @@ describe('backend refusing connections', () => {
       const sized = await send(`${proxy.url}/retry-post`, { method: 'POST', headers: { 'Content-Type': 'text/plain', 'Content-Length': String(body.length) } }, [body]);
       assert.equal(sized.status, 200);
       assert.equal(sized.headers['x-origin'], 'second');
-      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
+      assert.ok(defaultPool(proxy).servers[0]!.ejectedUntil > Date.now(), 'the refusing server was not tried first');
       assert.equal(origin.requests.length, 1);
       assert.equal(origin.requests[0]!.method, 'POST');
       assert.equal(origin.requests[0]!.body, body);
@@ -67,7 +67,7 @@ describe('backend refusing connections', () => {
       const chunked = await send(`${proxy.url}/retry-chunked`, { method: 'POST' }, ['part one, ', 'part two']);
       assert.equal(chunked.status, 200);
       assert.equal(chunked.headers['x-origin'], 'second');
-      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the refusing server was not tried first');
+      assert.ok(defaultPool(proxy).servers[0]!.ejectedUntil > Date.now(), 'the refusing server was not tried first');
       assert.equal(origin.requests[0]!.body, 'part one, part two');
     } finally {
       await proxy.close();
@@ -209,7 +209,7 @@ describe('connections cut mid-response', () => {
 });
 
 describe('passive health', () => {
-  test('the only backend was marked down but is back: it is retried, no 503', { timeout: 10_000 }, async () => {
+  test('the only backend was ejected but is back: it is retried, no 503', { timeout: 10_000 }, async () => {
     const port = await closedPort();
     // A long failTimeoutMs: the "down" mark is still fresh when the backend returns.
     const proxy = await startProxy({ servers: [`http://127.0.0.1:${port}`], upstream: { failTimeoutMs: 60_000 } });
@@ -217,7 +217,7 @@ describe('passive health', () => {
     try {
       const down = await send(`${proxy.url}/before`);
       assert.equal(down.status, 502);
-      assert.ok(defaultPool(proxy).servers[0]!.downUntil > Date.now(), 'the server was marked down');
+      assert.ok(defaultPool(proxy).servers[0]!.ejectedUntil > Date.now(), 'the server was ejected');
       server = await listenOn(port, (req, res) => res.end(`back: ${req.url}`));
       const up = await send(`${proxy.url}/after`);
       assert.equal(up.status, 200, `got ${up.status} ${up.body}`);
@@ -231,14 +231,14 @@ describe('passive health', () => {
     }
   });
 
-  test('two backends both marked down, one back: it is used, no 503', { timeout: 10_000 }, async () => {
+  test('two backends both ejected, one back: it is used, no 503', { timeout: 10_000 }, async () => {
     const [portA, portB] = [await closedPort(), await closedPort()];
     const proxy = await startProxy({ servers: [`http://127.0.0.1:${portA}`, `http://127.0.0.1:${portB}`], upstream: { failTimeoutMs: 60_000 } });
     let server: http.Server | undefined;
     try {
       const down = await send(`${proxy.url}/before`);
       assert.equal(down.status, 502);
-      assert.ok(defaultPool(proxy).servers.every((s: { downUntil: number }) => s.downUntil > Date.now()), 'both servers marked down');
+      assert.ok(defaultPool(proxy).servers.every((s: { ejectedUntil: number }) => s.ejectedUntil > Date.now()), 'both servers ejected');
       server = await listenOn(portB, (_req, res) => res.end('b is back'));
       for (let i = 0; i < 3; i++) {
         const up = await send(`${proxy.url}/after`);
@@ -298,7 +298,7 @@ async function listenOn(port: number, handler: http.RequestListener): Promise<ht
 }
 
 /** The pool behind quick-mode configs (startProxy builds one). */
-function defaultPool(proxy: { proxy: { runtime: { pools: ReadonlyMap<string, { servers: readonly { downUntil: number }[] }> } } }): { servers: readonly { downUntil: number }[] } {
+function defaultPool(proxy: { proxy: { runtime: { pools: ReadonlyMap<string, { servers: readonly { ejectedUntil: number }[] }> } } }): { servers: readonly { ejectedUntil: number }[] } {
   const pool = proxy.proxy.runtime.pools.get('default');
   if (!pool) throw new Error('no default pool');
   return pool;

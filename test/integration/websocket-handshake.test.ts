@@ -295,7 +295,7 @@ describe('upstream failures during the handshake', () => {
       assert.equal(head.status, 101, head.statusLine);
       assert.equal(origin.handshakes.length, 1);
       // The refused server was tried (and is now skipped by passive health).
-      assert.ok(defaultPool(proxy).servers[0]!.downUntil > 0, 'the first server was tried and marked down');
+      assert.ok(defaultPool(proxy).servers[0]!.ejectedUntil > 0, 'the first server was tried and ejected');
       peer.socket.write(clientFrame(0x1, 'via the second'));
       assert.equal((await peer.frame(head.end)).payload.toString(), 'via the second');
     } finally {
@@ -502,7 +502,7 @@ function countRaw(rawHeaders: string[], name: string): number {
 }
 
 /** The pool behind quick-mode configs (startProxy builds one). */
-function defaultPool(proxy: { proxy: { runtime: { pools: ReadonlyMap<string, { servers: readonly { downUntil: number }[] }> } } }): { servers: readonly { downUntil: number }[] } {
+function defaultPool(proxy: { proxy: { runtime: { pools: ReadonlyMap<string, { servers: readonly { ejectedUntil: number }[] }> } } }): { servers: readonly { ejectedUntil: number }[] } {
   const pool = proxy.proxy.runtime.pools.get('default');
   if (!pool) throw new Error('no default pool');
   return pool;

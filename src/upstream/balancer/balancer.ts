@@ -1,13 +1,20 @@
 import type { UpstreamServer } from '../upstream-server.js';
 
-/**
- * A load-balancing policy. It sees every server of the pool and picks among the
- * eligible ones (available and not already tried for this request).
- */
-export interface Balancer {
-  select(servers: readonly UpstreamServer[], now: number, tried: readonly UpstreamServer[] | undefined): UpstreamServer | undefined;
+export type RequestKind = 'http' | 'upgrade';
+
+/** What a policy may look at to choose. */
+export interface BalanceRequest {
+  readonly kind: RequestKind;
+  readonly clientAddress: string;
+  /** The key of the `hash` policy (a header, cookie or query value), when present. */
+  readonly hashKey: string | undefined;
 }
 
-export function isEligible(server: UpstreamServer, now: number, tried: readonly UpstreamServer[] | undefined): boolean {
-  return server.isAvailable(now) && (tried === undefined || !tried.includes(server));
+/**
+ * A load-balancing policy (one per file, as Caddy's selection policies). It only
+ * ever sees the servers that may take the request: healthy, not draining, below
+ * their connection limit and not yet tried for it; `available` is never empty.
+ */
+export interface Balancer {
+  select(available: readonly UpstreamServer[], request: BalanceRequest): UpstreamServer;
 }
