@@ -11,7 +11,7 @@ import {
   DEFAULTS, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
   type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type UpstreamConfig,
 } from './model.js';
-import type { ConfigFile, MatchFile, RouteFile, UpstreamFile } from './schema.js';
+import { UpstreamSchema, type ConfigFile, type MatchFile, type RouteFile, type UpstreamFile } from './schema.js';
 import { findShadowedRoutes } from './shadowing.js';
 
 interface ModelContext {
@@ -249,10 +249,8 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
 function resolveTarget(to: string, path: Path, upstreams: Map<string, UpstreamConfig>, context: ModelContext, report: Report): string {
   if (to.includes('://')) {
     if (checkUrl(to, path, report) && !upstreams.has(to)) {
-      upstreams.set(to, {
-        name: to, servers: [{ url: to, weight: 1 }], policy: undefined, sticky: 'none',
-        stickySecret: context.env.SWITCHYARD_SECRET ?? context.defaultSecret, stickyCookieName: DEFAULTS.stickyCookieName, failTimeoutMs: DEFAULTS.failTimeoutMs,
-      });
+      // An inline URL is an upstream of one server with every default.
+      upstreams.set(to, upstreamModel(to, UpstreamSchema.parse({ servers: [to] }), path, context, report));
     }
     return to;
   }

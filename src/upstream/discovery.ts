@@ -181,7 +181,7 @@ export class Discovery implements Background {
       added.push(url);
     }
     // New servers join before old ones leave, so the pool is never empty in between.
-    for (const server of leaving) this.pool.removeServer(server);
+    
     const configured = entry.configured;
     if (configured !== undefined && entry.current.size > 0) {
       entry.configured = undefined;
@@ -212,7 +212,7 @@ export class Discovery implements Background {
     // Stopped meanwhile: no more queries.
     if (generation !== this.generation || records.length === 0) return new Map();
     const lowest = Math.min(...records.map((record) => record.priority));
-    const chosen = records.filter((record) => record.priority >= lowest);
+    const chosen = records.filter((record) => record.priority === lowest);
     const resolved = await Promise.all(chosen.map(async (record) => ({ record, addresses: await this.addressesOf(record.name, true) })));
     const wanted = new Map<string, Wanted>();
     for (const { record, addresses } of resolved) {

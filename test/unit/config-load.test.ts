@@ -618,14 +618,19 @@ describe('a valid config → the runtime model', () => {
   it('upstreams: named ones with weights and options; an inline URL becomes one upstream named after it', T, () => {
     const { upstreams } = load(text).config;
     assert.deepEqual([...upstreams.keys()].sort(), ['chat', 'web', 'ws://127.0.0.1:9080']);
-    assert.deepEqual(upstreams.get('ws://127.0.0.1:9080'), {
-      name: 'ws://127.0.0.1:9080', servers: [{ url: 'ws://127.0.0.1:9080', weight: 1 }], policy: undefined, sticky: 'none',
-      stickySecret: SECRET, stickyCookieName: 'sy_affinity', failTimeoutMs: 10_000,
-    });
+    // Every upstream, named or inline, carries the same defaults for what it leaves out.
+    const defaults = {
+      policy: undefined, sticky: 'none', stickySecret: SECRET, stickyCookieName: 'sy_affinity', failTimeoutMs: 10_000,
+      passiveHealth: { maxFails: 1, failOn: ['connect', 'reset', 'timeout'], maxEjectMs: 300_000 }, closeTunnelsOnDown: false,
+      retries: 2, retryDeadlineMs: 10_000, queueSize: 0, queueTimeoutMs: 5_000, drainTimeoutMs: 300_000,
+    };
+    assert.deepEqual(upstreams.get('ws://127.0.0.1:9080'), { ...defaults, name: 'ws://127.0.0.1:9080', servers: [{ url: 'ws://127.0.0.1:9080', weight: 1 }] });
     assert.deepEqual(upstreams.get('chat')?.servers, [{ url: 'http://127.0.0.1:8001', weight: 1 }, { url: 'http://127.0.0.1:8002', weight: 1 }]);
     assert.deepEqual(upstreams.get('web'), {
-      name: 'web', servers: [{ url: 'http://127.0.0.1:8003', weight: 3 }, { url: 'http://127.0.0.1:8004', weight: 1 }],
-      policy: 'least_conn', sticky: 'cookie', stickySecret: SECRET, stickyCookieName: 'sy_affinity', failTimeoutMs: 2_000,
+      ...defaults,
+      name: 'web',
+      servers: [{ url: 'http://127.0.0.1:8003', weight: 3, maxConns: 0, drain: false }, { url: 'http://127.0.0.1:8004', weight: 1 }],
+      policy: 'least_conn', sticky: 'cookie', failTimeoutMs: 2_000,
     });
   });
 
