@@ -181,7 +181,7 @@ export class Discovery implements Background {
       added.push(url);
     }
     // New servers join before old ones leave, so the pool is never empty in between.
-    
+    for (const server of leaving) this.pool.removeServer(server);
     const configured = entry.configured;
     if (configured !== undefined && entry.current.size > 0) {
       entry.configured = undefined;

@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
-import { Pool } from 'undici';
+import type { Socket } from 'node:net';
+import { buildConnector, Pool } from 'undici';
 import type { UpstreamTlsConfig } from '../config/model.js';
 import { ProxyError } from '../errors.js';
 import type { Closable } from '../server/connection-registry.js';
@@ -88,7 +89,7 @@ export class UpstreamServer {
     let pool = this.dispatchers.get(connectMs);
     if (!pool) {
       pool = new Pool(this.origin, {
-        connect: { timeout: connectMs, ...this.tlsOptions },
+        connect: this.secure ? keepTlsErrors(buildConnector({ timeout: connectMs, ...this.tlsOptions })) : { timeout: connectMs },
         headersTimeout: this.timeouts.responseMs,
         bodyTimeout: this.timeouts.bodyIdleMs,
         keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
@@ -117,6 +118,24 @@ export class UpstreamServer {
     await Promise.all([...this.dispatchers.values()].map((pool) => pool.destroy()));
     this.dispatchers.clear();
   }
+}
+
+/**
+ * In TLS 1.3 a server that refuses the client (no or a wrong client certificate)
+ * sends its alert after the handshake; undici then sees the socket end and
+ * reports "other side closed", losing the TLS error. Destroying the socket with
+ * the TLS error first keeps it, so the client gets SY_UPSTREAM_TLS, not a reset.
+ */
+function keepTlsErrors(connect: buildConnector.connector): buildConnector.connector {
+  return (options, callback) => connect(options, (err, socket) => {
+    if (socket) (socket as Socket).prependListener('error', destroyOnTlsError);
+    // undici's callback type is a union of (err, null) and (null, socket).
+    (callback as (err: Error | null, socket: Socket | null) => void)(err, socket as Socket | null);
+  });
+}
+
+function destroyOnTlsError(this: Socket, err: NodeJS.ErrnoException): void {
+  if (err.code !== undefined && /^ERR_(SSL|TLS)/.test(err.code) && !this.destroyed) this.destroy(err);
 }
 
 function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined): ConnectionOptions {
