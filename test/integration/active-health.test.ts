@@ -549,6 +549,37 @@ describe('active health checks with a WebSocket handshake', () => {
 // ---------------------------------------------------------------- pool integration
 
 describe('active health checks and the pool', () => {
+  // The issue: an ejected server "returns through the active check or after the period".
+  test('a passing check ends a passive ejection at once', { timeout: 10_000 }, async () => {
+    const origin = await statusOrigin(200);
+    const h = harness([origin.url], { intervalMs: 50, rise: 2, fall: 2 });
+    try {
+      h.server.eject(Date.now(), 60_000, 60_000);
+      assert.ok(!h.server.isAvailable(Date.now()), 'ejected for a minute');
+      h.checker.start();
+      await waitFor(() => h.server.isAvailable(Date.now()), 2_000, 'the ejection to end');
+      assert.equal(h.server.ejections, 0, 'the ejection history is cleared too');
+    } finally {
+      await h.close();
+      await origin.close();
+    }
+  });
+
+  test('a failing check does not end a passive ejection', { timeout: 10_000 }, async () => {
+    const origin = await statusOrigin(500);
+    const h = harness([origin.url], { intervalMs: 50, rise: 2, fall: 100 });
+    try {
+      const until = Date.now() + 60_000;
+      h.server.eject(Date.now(), 60_000, 60_000);
+      h.checker.start();
+      await sleep(300);
+      assert.ok(h.server.ejectedUntil >= until - 1_000, 'still ejected');
+    } finally {
+      await h.close();
+      await origin.close();
+    }
+  });
+
   test('on_down close: serverWentDown closes the server tunnels; on_down keep leaves them', { timeout: 10_000 }, async () => {
     const origin = await statusOrigin(500);
     const closing = harness([origin.url], { intervalMs: 40, fall: 1 }, { closeTunnelsOnDown: true });

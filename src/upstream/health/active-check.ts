@@ -106,6 +106,12 @@ export class ActiveHealthCheck implements Background {
   private passed(server: UpstreamServer, state: ServerState): void {
     state.failures = 0;
     state.passes++;
+    // A passive ejection is a guess from request failures; a passing check on a
+    // healthy server is better evidence, so the server returns at once.
+    if (server.healthy && server.ejectedUntil > 0) {
+      server.ejectedUntil = 0;
+      server.succeeded();
+    }
     if (server.healthy || state.passes < this.config.rise) return;
     state.passes = 0;
     server.healthy = true;
