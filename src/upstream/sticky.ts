@@ -25,6 +25,12 @@ export class CookieAffinity {
     this.setCookieByServer.set(server, { plain: base, secure: `${base}; Secure` });
   }
 
+  /** Forgets a server that left the pool (its cookies then re-pin). */
+  remove(server: UpstreamServer): void {
+    this.setCookieByServer.delete(server);
+    for (const [value, pinned] of this.byValue) if (pinned === server) this.byValue.delete(value);
+  }
+
   /** The server a request's cookie pins it to, if the cookie is present and valid. */
   pinned(cookieHeader: string | undefined): UpstreamServer | undefined {
     if (!cookieHeader) return undefined;

@@ -167,6 +167,7 @@ export class UpstreamPool {
       this.removals.delete(check);
       const index = this.servers.indexOf(server);
       if (index >= 0) this.servers.splice(index, 1);
+      this.cookieAffinity?.remove(server);
       this.undrainTimer(server);
       void server.close();
     }, 1_000);

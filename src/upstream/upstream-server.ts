@@ -67,7 +67,9 @@ export class UpstreamServer {
     this.weight = options.weight ?? 1;
     this.maxConns = options.maxConns ?? 0;
     this.seed = fnv1a(rawUrl);
-    this.authority = parsed.authority;
+    // A server discovery found by name keeps the name as its authority (Host when
+    // preserve_host is off), not the address it resolved to.
+    this.authority = options.hostname === undefined ? parsed.authority : withPort(options.hostname.toLowerCase(), parsed.port, parsed.secure);
     this.secure = parsed.secure;
     this.hostname = parsed.hostname;
     this.port = parsed.port;
@@ -136,6 +138,10 @@ function keepTlsErrors(connect: buildConnector.connector): buildConnector.connec
 
 function destroyOnTlsError(this: Socket, err: NodeJS.ErrnoException): void {
   if (err.code !== undefined && /^ERR_(SSL|TLS)/.test(err.code) && !this.destroyed) this.destroy(err);
+}
+
+function withPort(host: string, port: number, secure: boolean): string {
+  return port === (secure ? 443 : 80) ? host : `${host}:${port}`;
 }
 
 function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined): ConnectionOptions {

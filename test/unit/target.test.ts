@@ -24,3 +24,19 @@ test('parseServerUrl maps ws/wss to http/https origins and checks the URL', () =
   assert.throws(() => parseServerUrl('http://x/?q=1'), /no query/);
   assert.throws(() => parseServerUrl('http://u:p@x/'), /no credentials/);
 });
+
+test('a server found by name keeps the name as its authority, not the address', async () => {
+  const timeouts = { connectMs: 1_000, responseMs: 1_000, bodyIdleMs: 1_000 };
+  const { UpstreamServer } = await import('../../src/upstream/upstream-server.js');
+  const plain = new UpstreamServer('http://10.0.0.5:8080/base', timeouts, { hostname: 'App.test' });
+  const secure = new UpstreamServer('https://[fd00::5]', timeouts, { hostname: 'app.test' });
+  const byAddress = new UpstreamServer('http://10.0.0.5:8080', timeouts);
+  try {
+    assert.equal(plain.authority, 'app.test:8080');
+    assert.equal(secure.authority, 'app.test');
+    assert.equal(secure.tlsOptions?.servername, 'app.test');
+    assert.equal(byAddress.authority, '10.0.0.5:8080');
+  } finally {
+    await Promise.all([plain.close(), secure.close(), byAddress.close()]);
+  }
+});
