@@ -41,6 +41,11 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return req.method === 'GET' && hasToken(req.headers.connection, 'upgrade') && hasToken(req.headers.upgrade, 'websocket');
 }
 
+/** A request that came over HTTP/2 (Node's compatibility API gives it a stream). */
+export function isHttp2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && 'stream' in req;
+}
+
 /** Names listed in Connection beyond the standard hop-by-hop ones, or undefined. */
 function connectionListed(connection: string | undefined): Set<string> | undefined {
   if (!connection) return undefined;
@@ -73,11 +78,19 @@ export function upstreamRequestHeaders(req: IncomingMessage, context: ForwardCon
   let forwardedFor: string | undefined;
   let via: string | undefined;
   let host: string | undefined;
+  let cookie: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are not headers.
+    if (name.charCodeAt(0) === 0x3a) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || PROXY_SET.has(lower) || listed?.has(lower)) continue;
+    if (lower === 'cookie') {
+      // HTTP/2 sends one cookie per field; HTTP/1.1 wants them in one line (RFC 9113 §8.2.3).
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
     if (lower === 'x-forwarded-for') {
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
       continue;
@@ -89,12 +102,18 @@ export function upstreamRequestHeaders(req: IncomingMessage, context: ForwardCon
     if (lower === 'host') host = value;
     out.push(name, value);
   }
+  if (cookie !== undefined) out.push('Cookie', cookie);
+  // HTTP/2 carries the host in :authority only.
+  if (host === undefined && req.headers.host !== undefined) {
+    host = req.headers.host;
+    out.push('Host', host);
+  }
   const clientAddress = context.clientAddress;
   out.push(
     'X-Forwarded-For', forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`,
     'X-Forwarded-Proto', context.secure ? 'https' : 'http',
     'X-Forwarded-Port', context.localPort,
-    'Via', via === undefined ? `${req.httpVersion} switchyard` : `${via}, ${req.httpVersion} switchyard`,
+    'Via', `${via === undefined ? '' : `${via}, `}${req.httpVersionMajor === 2 ? '2' : req.httpVersion} switchyard`,
   );
   if (host !== undefined) out.push('X-Forwarded-Host', host);
   if (webSocket) out.push('Connection', 'Upgrade', 'Upgrade', 'websocket');

@@ -6,7 +6,7 @@ import type { RouteDecision } from '../router/router.js';
 import type { RequestFacts } from '../router/route-matcher.js';
 import type { SelectionInput } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
-import { type ForwardContext } from './headers.js';
+import { isHttp2, type ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError } from './raw-response.js';
 import { responseHeadersFor } from './response-headers.js';
@@ -29,6 +29,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   /** The request reached a backend socket: resending it is not always safe. */
   private sent = false;
   private readonly headers: UpstreamRequestHeaders;
+  private readonly http2: boolean;
 
   constructor(
     private readonly context: ProxyContext,
@@ -39,6 +40,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   ) {
     super(decision.route.pool!, context.log);
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, false);
+    this.http2 = isHttp2(facts.req);
     context.registry.requestStarted();
     (res as TrackedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
@@ -47,7 +49,12 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   start(): void {
     const req = this.facts.req;
     const transferEncoding = req.headers['transfer-encoding'];
-    if (transferEncoding !== undefined || (req.headers['content-length'] ?? '0') !== '0') {
+    // HTTP/2 needs no length to carry a body: a request has one unless its
+    // HEADERS frame ended the stream.
+    const hasBody = this.http2
+      ? !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders
+      : transferEncoding !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+    if (hasBody) {
       if (transferEncoding !== undefined && transferEncoding.toLowerCase() !== 'chunked') {
         this.fail(new ProxyError('SY_CLIENT_UNSUPPORTED_TRANSFER_ENCODING', transferEncoding));
         return;
@@ -103,7 +110,10 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     else this.pool.recordSuccess(server);
     this.resumeUpstream = resume;
     const client = { scheme: this.forward.secure ? 'https' : 'http', host: this.facts.req.headers.host ?? '' } as const;
-    this.res.writeHead(statusCode, statusText, responseHeadersFor(rawHeaders, false, this.decision.route, server, client, this.setCookie));
+    const headers = responseHeadersFor(rawHeaders, false, this.decision.route, server, client, this.setCookie);
+    // HTTP/2 has no status text.
+    if (this.http2) this.res.writeHead(statusCode, headers);
+    else this.res.writeHead(statusCode, statusText, headers);
     return true;
   }
 

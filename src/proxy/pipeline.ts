@@ -4,7 +4,7 @@ import { ProxyError } from '../errors.js';
 import { requestFacts } from '../router/request-facts.js';
 import type { RequestFacts } from '../router/route-matcher.js';
 import type { RouteDecision } from '../router/router.js';
-import { isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
+import { isHttp2, isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError, writeRawAnswer, writeRawResponse } from './raw-response.js';
@@ -23,6 +23,8 @@ export class ProxyPipeline {
   constructor(private readonly context: ProxyContext, private readonly secure: boolean, private readonly listenerIndex: number) {}
 
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    // HTTP/2 names the host in :authority; the rest of the pipeline reads Host.
+    if (isHttp2(req)) req.headers.host ??= req.headers[':authority'] as string | undefined;
     const facts = requestFacts(req, false);
     const next = this.dispose(req, facts);
     if (next instanceof ProxyError) respondWithError(res, next);
@@ -93,8 +95,9 @@ type ForwardingSocket = Socket & { [kForward]?: ForwardContext };
 
 /** Refuses what must never reach a backend; undefined when the request may pass. */
 function admit(req: IncomingMessage): ProxyError | undefined {
-  // Node's parser also takes "GET /" (HTTP/0.9) and "HTTP/2.0" request lines.
-  if (req.httpVersionMajor !== 1) return new ProxyError('SY_CLIENT_HTTP_VERSION', `HTTP/${req.httpVersion}`);
+  // Node's parser also takes "GET /" (HTTP/0.9) and "HTTP/2.0" request lines;
+  // HTTP/2 itself arrives framed, through the HTTP/2 server.
+  if (req.httpVersionMajor !== 1 && !isHttp2(req)) return new ProxyError('SY_CLIENT_HTTP_VERSION', `HTTP/${req.httpVersion}`);
   const target = req.url ?? '';
   if (target.charCodeAt(0) !== 0x2f) {
     // Absolute form (GET http://host/path): allowed only when it names the Host it

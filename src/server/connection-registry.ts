@@ -1,7 +1,12 @@
+import type { ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 
 const kRegistry = Symbol('switchyard.registry');
 type RegisteredSocket = Socket & { [kRegistry]?: ConnectionRegistry };
+
+function ignore(): void {
+  // Session errors (a peer's protocol violation) end that session only.
+}
 
 /** Shared by every connection: no closure is kept per socket. */
 function onConnectionClose(this: RegisteredSocket): void {
@@ -21,6 +26,8 @@ export interface Closable {
 export class ConnectionRegistry {
   readonly connections = new Set<Socket>();
   readonly tunnels = new Set<Closable>();
+  /** HTTP/2 sessions: told to stop taking streams (GOAWAY) on shutdown. */
+  readonly sessions = new Set<ServerHttp2Session>();
   inFlight = 0;
   draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -31,6 +38,18 @@ export class ConnectionRegistry {
     this.connections.add(socket);
     (socket as RegisteredSocket)[kRegistry] = this;
     socket.once('close', onConnectionClose);
+  }
+
+  addSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.on('error', ignore);
+    session.once('close', () => this.sessions.delete(session));
+    if (this.draining) session.close();
+  }
+
+  /** Graceful: each HTTP/2 session finishes its streams and takes no new ones. */
+  closeSessions(): void {
+    for (const session of this.sessions) if (!session.closed) session.close();
   }
 
   connectionClosed(socket: Socket): void {

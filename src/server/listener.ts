@@ -1,5 +1,5 @@
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { ListenerConfig, SwitchyardConfig } from '../config/model.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
@@ -9,7 +9,13 @@ import { writeRawResponse } from '../proxy/raw-response.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import { requestHeadWithoutUpgrade } from './replay.js';
 
-type HttpServer = http.Server | https.Server;
+/** Plain listeners speak HTTP/1.1; TLS listeners HTTP/2 and HTTP/1.1, chosen by ALPN. */
+export type ListenerServer = http.Server | http2.Http2SecureServer;
+
+/** Idle HTTP/1.1 keep-alive connections close (an HTTP/2 server with allowHTTP1 has this too; its types do not say so). */
+export function closeIdleConnections(server: ListenerServer): void {
+  (server as http.Server).closeIdleConnections();
+}
 
 /** Creates the HTTP(S) server of one listener and wires it to the pipeline. */
 export function createListenerServer(
@@ -18,7 +24,7 @@ export function createListenerServer(
   pipeline: ProxyPipeline,
   registry: ConnectionRegistry,
   log: Logger,
-): HttpServer {
+): ListenerServer {
   const options: http.ServerOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
     headersTimeout: config.timeouts.headerMs,
@@ -32,13 +38,29 @@ export function createListenerServer(
     noDelay: true,
     requireHostHeader: true,
   };
-  const server: HttpServer = listener.tls
-    ? https.createServer({ ...options, cert: listener.tls.cert, key: listener.tls.key, ALPNProtocols: ['http/1.1'] })
-    : http.createServer(options);
+  let server: ListenerServer;
+  if (listener.tls) {
+    server = http2.createSecureServer({
+      cert: listener.tls.cert,
+      key: listener.tls.key,
+      minVersion: 'TLSv1.2',
+      // HTTP/1.1 clients (and every WebSocket over HTTP/1.1) share the port.
+      allowHTTP1: true,
+      settings: { maxHeaderListSize: config.limits.maxHeaderBytes },
+    });
+    // The HTTP/1.1 side of an HTTP/2 server reads these from the server object.
+    Object.assign(server, { ...options, timeout: 0 });
+    server.on('session', (session: http2.ServerHttp2Session) => registry.addSession(session));
+  } else {
+    server = http.createServer(options);
+  }
   const connectionEvent = listener.tls ? 'secureConnection' : 'connection';
 
   server.on(connectionEvent, (socket: Socket) => registry.addConnection(socket));
-  server.on('request', (req, res) => pipeline.handleRequest(req, res));
+  // HTTP/2 requests arrive through Node's compatibility API, whose request and
+  // response objects offer what the pipeline uses of IncomingMessage and
+  // ServerResponse (headers, rawHeaders, url, streams, writeHead, events).
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => pipeline.handleRequest(req, res));
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     pipeline.handleUpgrade(req, socket, head, (plainReq, plainSocket, rest) => {
       // Re-parse the request without its upgrade headers as an ordinary request,
@@ -47,10 +69,16 @@ export function createListenerServer(
       server.emit(connectionEvent, plainSocket);
     });
   });
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    socket.on('error', ignoreError);
+  server.on('connect', (_req: IncomingMessage, socketOrResponse: Socket | http2.Http2ServerResponse) => {
     const error = new ProxyError('SY_CLIENT_METHOD_NOT_ALLOWED', 'CONNECT is not supported');
-    writeRawResponse(socket, error.status, `${error.status} ${error.message}`, ['Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
+    if (socketOrResponse instanceof http2.Http2ServerResponse) {
+      // HTTP/2 CONNECT (the compatibility API hands a response, not a socket).
+      socketOrResponse.writeHead(error.status, { 'x-switchyard-error': error.code });
+      socketOrResponse.end();
+      return;
+    }
+    socketOrResponse.on('error', ignoreError);
+    writeRawResponse(socketOrResponse, error.status, `${error.status} ${error.message}`, ['Allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     socket.on('error', ignoreError);

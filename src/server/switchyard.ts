@@ -1,11 +1,10 @@
-import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SwitchyardConfig } from '../config/model.js';
 import type { Logger } from '../log/logger.js';
 import { ProxyPipeline } from '../proxy/pipeline.js';
 import type { ProxyContext } from '../proxy/proxy-context.js';
 import { ConnectionRegistry } from './connection-registry.js';
-import { createListenerServer } from './listener.js';
+import { closeIdleConnections, createListenerServer, type ListenerServer } from './listener.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
 
@@ -19,7 +18,7 @@ export interface BoundAddress {
 export class Switchyard {
   readonly registry = new ConnectionRegistry();
   private readonly context: ProxyContext;
-  private readonly servers: http.Server[] = [];
+  private readonly servers: ListenerServer[] = [];
   /** Pools a reload dropped that still close once unused. */
   private readonly closing = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
@@ -115,10 +114,11 @@ export class Switchyard {
     const { registry } = this;
     registry.draining = true;
     const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-    for (const server of this.servers) server.closeIdleConnections();
+    for (const server of this.servers) closeIdleConnections(server);
+    registry.closeSessions();
     // Keep-alive connections that finish a response while draining are closed by
     // "Connection: close"; poll for ones that just went idle.
-    const sweeper = setInterval(() => this.servers.forEach((server) => server.closeIdleConnections()), 250);
+    const sweeper = setInterval(() => this.servers.forEach(closeIdleConnections), 250);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); });
     await Promise.race([registry.whenIdle(), deadline]);
