@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { requestFacts } from '../router/request-facts.js';
@@ -8,6 +9,7 @@ import { isHttp2, isWebSocketUpgrade, normaliseAddress, type ForwardContext } fr
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError, writeRawAnswer, writeRawResponse } from './raw-response.js';
+import { Http1HandshakeClient, Http2HandshakeClient } from './handshake-client.js';
 import { WebSocketHandshake } from './websocket-handshake.js';
 
 /** Where a request goes next: refused with an error, answered locally, or proxied. */
@@ -49,8 +51,28 @@ export class ProxyPipeline {
     const facts = requestFacts(req, true);
     const next = this.dispose(req, facts);
     if (next instanceof ProxyError) writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
-    else if ('route' in next) new WebSocketHandshake(this.context, next, facts, socket, head, this.forwardContext(socket)).start();
+    else if ('route' in next) new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, this.forwardContext(socket)).start();
     else writeRawAnswer(socket, next.status, next.headers, next.body);
+  }
+
+  /**
+   * A WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with
+   * :protocol websocket. It is routed like an HTTP/1.1 upgrade (a GET that
+   * upgrades), bridged to an ordinary HTTP/1.1 handshake with the backend, and
+   * the stream then carries the frames.
+   */
+  handleExtendedConnect(req: IncomingMessage, res: Http2ServerResponse): void {
+    req.headers.host ??= req.headers[':authority'] as string | undefined;
+    const facts = { ...requestFacts(req, true), method: 'GET' };
+    const next = this.dispose(req, facts);
+    const client = new Http2HandshakeClient(res);
+    client.stream.on('error', ignoreSocketError);
+    if (next instanceof ProxyError) client.fail(next);
+    else if ('route' in next) new WebSocketHandshake(this.context, next, facts, client, EMPTY, this.forwardContext(req.socket)).start();
+    else {
+      res.writeHead(next.status, Object.fromEntries(pairs(next.headers)));
+      res.end(next.body);
+    }
   }
 
   /** The `admit` and `route` phases, and local answers (redirect, respond). */
@@ -89,6 +111,13 @@ export class ProxyPipeline {
 }
 
 const LEADING_SLASHES = /^[/\\]{2,}/;
+const EMPTY = Buffer.alloc(0);
+
+function pairs(flat: readonly string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([(flat[i] as string).toLowerCase(), flat[i + 1] as string]);
+  return out;
+}
 
 const kForward = Symbol('switchyard.forward');
 type ForwardingSocket = Socket & { [kForward]?: ForwardContext };

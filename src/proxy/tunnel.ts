@@ -1,10 +1,13 @@
-import type { Socket } from 'node:net';
+import type { Http2Stream } from 'node:http2';
+import { Socket } from 'node:net';
 import type { Closable, ConnectionRegistry } from '../server/connection-registry.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 
 const kTunnel = Symbol('switchyard.tunnel');
-type TunnelSocket = Socket & { [kTunnel]?: Tunnel };
+/** The client side: an upgraded HTTP/1.1 connection, or an HTTP/2 stream (RFC 8441). */
+export type TunnelClient = Socket | Http2Stream;
+type TunnelSocket = TunnelClient & { [kTunnel]?: Tunnel };
 
 export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown' | 'drain' | 'down';
 
@@ -26,7 +29,7 @@ export class Tunnel implements Closable {
   private readEnded = 0;
 
   constructor(
-    readonly client: Socket,
+    readonly client: TunnelClient,
     readonly upstream: Socket,
     readonly server: UpstreamServer,
     private readonly pool: UpstreamPool,
@@ -38,11 +41,14 @@ export class Tunnel implements Closable {
     // The handshake acquired the server; the tunnel releases it when it ends.
     server.tunnels.add(this);
     registry.addTunnel(this);
-    client.setNoDelay(true);
+    // An HTTP/2 stream shares its connection's socket: TCP options are the session's.
+    if (client instanceof Socket) {
+      client.setNoDelay(true);
+      client.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    }
     upstream.setNoDelay(true);
-    client.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     upstream.setKeepAlive(true, KEEPALIVE_DELAY_MS);
-    // The client socket sees every byte both ways (reads, and writes of what the
+    // The client side sees every byte both ways (reads, and writes of what the
     // upstream sent), so one timer covers "no bytes either way".
     if (idleTimeoutMs > 0) client.setTimeout(idleTimeoutMs, onIdle);
     client.on('error', onSocketError);
@@ -64,7 +70,7 @@ export class Tunnel implements Closable {
   }
 
   /** Called once per side; the second call retires the tunnel. */
-  sideClosed(socket: Socket): void {
+  sideClosed(socket: TunnelClient): void {
     const other = socket === this.client ? this.upstream : this.client;
     if (!other.destroyed) {
       // A clean close after both FINs lets the other side flush; anything else

@@ -14,8 +14,13 @@ export class UpstreamRequestHeaders {
   /** Index of the Host value when it must follow the chosen server, else -1. */
   private readonly hostValueAt: number;
 
-  constructor(req: IncomingMessage, forward: ForwardContext, route: CompiledRoute, webSocket: boolean) {
+  constructor(req: IncomingMessage, forward: ForwardContext, route: CompiledRoute, webSocket: boolean, webSocketKey?: string) {
     let headers = upstreamRequestHeaders(req, forward, webSocket);
+    // A WebSocket over HTTP/2 has no key or (perhaps) version: the HTTP/1.1 handshake needs both.
+    if (webSocketKey !== undefined) {
+      headers.push('Sec-WebSocket-Key', webSocketKey);
+      if (req.headers['sec-websocket-version'] === undefined) headers.push('Sec-WebSocket-Version', '13');
+    }
     if (route.requestHeaders) headers = applyHeaderActions(headers, route.requestHeaders);
     const action = route.config.action;
     let hostValueAt = -1;

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
@@ -8,7 +9,7 @@ import type { SelectionInput } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 import type { ForwardContext } from './headers.js';
 import type { ProxyContext } from './proxy-context.js';
-import { destroyAfterGrace, errorHeaders, writeRawResponse } from './raw-response.js';
+import type { HandshakeClient } from './handshake-client.js';
 import { responseHeadersFor } from './response-headers.js';
 import { Tunnel } from './tunnel.js';
 import { failureKind, UpstreamAttempt } from './upstream-attempt.js';
@@ -16,10 +17,15 @@ import { UpstreamRequestHeaders } from './upstream-request-headers.js';
 
 type OwnedSocket = Socket & { _httpMessage?: unknown };
 
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
 /**
  * One WebSocket opening handshake: sends the client's handshake to a server
  * (UpstreamAttempt picks, queues and retries), relays a 101 with every header and
- * starts a Tunnel, or relays any other answer and closes both connections.
+ * starts a Tunnel, or relays any other answer and closes both connections. The
+ * client is an HTTP/1.1 connection or, for a WebSocket over HTTP/2 (RFC 8441),
+ * an extended-CONNECT stream: then the proxy makes the Sec-WebSocket-Key of the
+ * HTTP/1.1 handshake and checks the backend's Sec-WebSocket-Accept itself.
  */
 export class WebSocketHandshake extends UpstreamAttempt {
   private request: ClientRequest | undefined;
@@ -27,21 +33,24 @@ export class WebSocketHandshake extends UpstreamAttempt {
   private connectTimer: NodeJS.Timeout | undefined;
   private readonly headers: UpstreamRequestHeaders;
   private readonly req: IncomingMessage;
+  /** The key the proxy made (HTTP/2 clients send none); undefined when the client's own passes. */
+  private readonly key: string | undefined;
 
   constructor(
     private readonly context: ProxyContext,
     private readonly decision: RouteDecision,
     private readonly facts: RequestFacts,
-    private readonly client: Socket,
+    private readonly client: HandshakeClient,
     private readonly clientHead: Buffer,
     private readonly forward: ForwardContext,
   ) {
     super(decision.route.pool!, context.log);
     this.req = facts.req;
-    this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, true);
+    this.key = facts.req.headers['sec-websocket-key'] === undefined ? randomBytes(16).toString('base64') : undefined;
+    this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, true, this.key);
     context.registry.requestStarted();
-    client.on('close', this.onClientClose);
-    client.on('end', this.onClientEnd);
+    client.stream.on('close', this.onClientClose);
+    client.stream.on('end', this.onClientEnd);
   }
 
   start(): void {
@@ -104,17 +113,19 @@ export class WebSocketHandshake extends UpstreamAttempt {
       if (!this.done) this.fail(new ProxyError('SY_UPSTREAM_BAD_RESPONSE', `upgrade answered ${res.statusCode}`));
       return;
     }
+    if (this.key !== undefined && res.headers['sec-websocket-accept'] !== acceptFor(this.key)) {
+      upstream.destroy();
+      this.attemptFailed(new ProxyError('SY_UPSTREAM_BAD_RESPONSE', 'wrong Sec-WebSocket-Accept in the 101'), 'reset', false);
+      return;
+    }
     this.pool.recordSuccess(server);
-    const client = this.client;
+    const client = this.client.stream;
     // Node leaves the ClientRequest hanging off the socket; drop it so an idle
     // tunnel keeps nothing of the handshake.
     (upstream as OwnedSocket)._httpMessage = null;
     upstream.removeAllListeners('timeout');
     upstream.setTimeout(0);
-    let head = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
-    const headers = responseHeadersFor(res.rawHeaders, true, this.decision.route, server, this.clientView(), this.setCookie);
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-    client.write(`${head}\r\n`);
+    this.client.accept(res.statusMessage ?? '', responseHeadersFor(res.rawHeaders, true, this.decision.route, server, this.clientView(), this.setCookie));
     if (upstreamHead.length > 0) client.write(upstreamHead);
     if (this.clientHead.length > 0) upstream.write(this.clientHead);
     // The tunnel takes over the server's count from here.
@@ -129,7 +140,6 @@ export class WebSocketHandshake extends UpstreamAttempt {
 
   /** The backend refused the upgrade: relay its answer and close both sides. */
   private readonly onResponse = (res: IncomingMessage): void => {
-    const client = this.client;
     const server = this.server;
     if (this.done || !server) {
       res.destroy();
@@ -139,21 +149,8 @@ export class WebSocketHandshake extends UpstreamAttempt {
     else this.pool.recordSuccess(server);
     this.request?.setTimeout(0);
     const headers = responseHeadersFor(res.rawHeaders, false, this.decision.route, server, this.clientView(), this.setCookie);
-    let head = `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n`;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i] as string;
-      if (name.toLowerCase() === 'content-length') continue;
-      head += `${name}: ${headers[i + 1]}\r\n`;
-    }
-    // The body is relayed close-delimited (no Content-Length, Connection: close),
-    // which stays correct whatever framing the backend used.
-    client.write(`${head}Connection: close\r\n\r\n`);
-    res.pipe(client);
-    res.on('error', () => client.destroy());
-    res.on('end', () => {
-      this.request?.destroy();
-      destroyAfterGrace(client);
-    });
+    res.on('end', () => this.request?.destroy());
+    this.client.refuse(res.statusCode ?? 502, res.statusMessage ?? '', headers, res);
     this.complete();
   };
 
@@ -173,7 +170,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
    * holding both connections until the response timeout.
    */
   private readonly onClientEnd = (): void => {
-    if (!this.done) this.client.destroy();
+    if (!this.done) this.client.stream.destroy();
   };
 
   private readonly onClientClose = (): void => {
@@ -183,7 +180,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
   };
 
   protected fail(error: ProxyError): void {
-    writeRawResponse(this.client, error.status, `${error.status} ${error.message}`, errorHeaders(error));
+    this.client.fail(error);
     this.complete();
   }
 
@@ -193,8 +190,13 @@ export class WebSocketHandshake extends UpstreamAttempt {
     clearTimeout(this.connectTimer);
     this.stopWaiting();
     this.releaseServer();
-    this.client.off('close', this.onClientClose);
-    this.client.off('end', this.onClientEnd);
+    this.client.stream.off('close', this.onClientClose);
+    this.client.stream.off('end', this.onClientEnd);
     this.context.registry.requestFinished();
   }
+}
+
+/** Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2). */
+function acceptFor(key: string): string {
+  return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import type { ProxyPipeline } from '../proxy/pipeline.js';
 import { writeRawResponse } from '../proxy/raw-response.js';
 import type { ConnectionRegistry } from './connection-registry.js';
+import { hasToken } from '../proxy/headers.js';
 import { requestHeadWithoutUpgrade } from './replay.js';
 
 /** Plain listeners speak HTTP/1.1; TLS listeners HTTP/2 and HTTP/1.1, chosen by ALPN. */
@@ -46,7 +47,8 @@ export function createListenerServer(
       minVersion: 'TLSv1.2',
       // HTTP/1.1 clients (and every WebSocket over HTTP/1.1) share the port.
       allowHTTP1: true,
-      settings: { maxHeaderListSize: config.limits.maxHeaderBytes },
+      // RFC 8441: clients may open WebSockets as extended CONNECT streams.
+      settings: { maxHeaderListSize: config.limits.maxHeaderBytes, enableConnectProtocol: true },
     });
     // The HTTP/1.1 side of an HTTP/2 server reads these from the server object.
     Object.assign(server, { ...options, timeout: 0 });
@@ -69,9 +71,13 @@ export function createListenerServer(
       server.emit(connectionEvent, plainSocket);
     });
   });
-  server.on('connect', (_req: IncomingMessage, socketOrResponse: Socket | http2.Http2ServerResponse) => {
+  server.on('connect', (req: IncomingMessage, socketOrResponse: Socket | http2.Http2ServerResponse) => {
     const error = new ProxyError('SY_CLIENT_METHOD_NOT_ALLOWED', 'CONNECT is not supported');
     if (socketOrResponse instanceof http2.Http2ServerResponse) {
+      if (hasToken(req.headers[':protocol'] as string | undefined, 'websocket')) {
+        pipeline.handleExtendedConnect(req, socketOrResponse);
+        return;
+      }
       // HTTP/2 CONNECT (the compatibility API hands a response, not a socket).
       socketOrResponse.writeHead(error.status, { 'x-switchyard-error': error.code });
       socketOrResponse.end();
