@@ -4,9 +4,14 @@
  * Every default lives in DEFAULTS below and is documented in docs/config.md.
  */
 export interface TlsFiles {
-  /** PEM certificate chain (file contents, not the path). */
+  /** The default PEM certificate chain (file contents, not the path). */
   readonly cert: string | Buffer;
   readonly key: string | Buffer;
+  /** More certificates, chosen by SNI (exact names and *.wildcards). */
+  readonly certificates?: readonly { readonly hosts: readonly string[]; readonly cert: string | Buffer; readonly key: string | Buffer }[];
+  /** Default TLSv1.2. */
+  readonly minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  readonly ciphers?: string;
 }
 
 export interface ListenerConfig {

@@ -13,9 +13,17 @@ const Address = z.string().regex(/^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):\d{1,5}$/, 
   .describe('HOST:PORT to listen on; ":PORT" listens on every interface.');
 
 const TlsFiles = z.strictObject({
-  cert: z.string().describe('Path of the PEM certificate chain (relative to the config file).'),
-  key: z.string().describe('Path of the PEM private key (relative to the config file).'),
-});
+  cert: z.string().optional().describe('Path of the default PEM certificate chain (relative to the config file). Default: the first of certificates.'),
+  key: z.string().optional().describe('Path of the default certificate\'s PEM private key.'),
+  certificates: z.array(z.strictObject({
+    hosts: z.array(z.string().min(1)).min(1).describe('Names this certificate serves (SNI): exact or *.example.com.'),
+    cert: z.string(),
+    key: z.string(),
+  })).optional().describe('More certificates, chosen by the name the client asks for (SNI); others get the default.'),
+  min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  ciphers: z.string().optional().describe('OpenSSL cipher list for TLS 1.2. Default: Node\'s.'),
+}).refine((tls) => (tls.cert === undefined) === (tls.key === undefined), { message: 'cert and key go together' })
+  .refine((tls) => tls.cert !== undefined || (tls.certificates?.length ?? 0) > 0, { message: 'give cert and key, or certificates' });
 
 export const ListenerSchema = z.strictObject({
   address: Address,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import { compileHeaderActions } from '../proxy/header-actions.js';
 import { Template } from '../router/template.js';
@@ -9,7 +10,7 @@ import { parseDuration } from './duration.js';
 import type { Locate } from './load.js';
 import {
   DEFAULTS, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
-  type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type UpstreamConfig,
+  type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type TlsFiles, type UpstreamConfig,
 } from './model.js';
 import { UpstreamSchema, type ConfigFile, type MatchFile, type RouteFile, type UpstreamFile } from './schema.js';
 import { findShadowedRoutes } from './shadowing.js';
@@ -54,10 +55,7 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
         report(['listeners', index, 'sites', siteIndex], `no site named "${name}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
       }
     }
-    const tls = listener.tls && {
-      cert: readPem(listener.tls.cert, ['listeners', index, 'tls', 'cert'], context, report),
-      key: readPem(listener.tls.key, ['listeners', index, 'tls', 'key'], context, report),
-    };
+    const tls = listener.tls && listenerTls(listener.tls, ['listeners', index, 'tls'], context, report);
     return { host: address?.host ?? '0.0.0.0', port: address?.port ?? 0, ...(tls ? { tls } : {}), ...(listener.sites ? { sites: listener.sites } : {}) };
   });
   for (const shadow of findShadowedRoutes(sites)) {
@@ -307,6 +305,31 @@ function countGroups(source: string): number {
   } catch {
     return 0;
   }
+}
+
+function listenerTls(tls: NonNullable<ConfigFile['listeners'][number]['tls']>, path: Path, context: ModelContext, report: Report): TlsFiles {
+  const pair = (certFile: string, keyFile: string, at: Path): { cert: Buffer; key: Buffer } => {
+    const cert = readPem(certFile, [...at, 'cert'], context, report);
+    const key = readPem(keyFile, [...at, 'key'], context, report);
+    if (cert.length > 0 && key.length > 0) {
+      try {
+        // Fails at load, not at the first handshake, for a bad PEM or a key that is not the certificate's.
+        createSecureContext({ cert, key });
+      } catch (err) {
+        report(at, `${certFile} and ${keyFile} are not a usable certificate and key: ${(err as Error).message}`);
+      }
+    }
+    return { cert, key };
+  };
+  const certificates = (tls.certificates ?? []).map((entry, index) => ({ hosts: entry.hosts, ...pair(entry.cert, entry.key, [...path, 'certificates', index]) }));
+  const main = tls.cert !== undefined && tls.key !== undefined ? pair(tls.cert, tls.key, path) : certificates[0];
+  return {
+    cert: main?.cert ?? Buffer.alloc(0),
+    key: main?.key ?? Buffer.alloc(0),
+    ...(certificates.length > 0 ? { certificates } : {}),
+    minVersion: tls.min_version,
+    ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
+  };
 }
 
 function readPem(file: string, path: Path, context: ModelContext, report: Report): Buffer {

@@ -8,6 +8,7 @@ import type { ProxyPipeline } from '../proxy/pipeline.js';
 import { writeRawResponse } from '../proxy/raw-response.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import { hasToken } from '../proxy/headers.js';
+import { tlsServerOptions } from '../tls/certificates.js';
 import { requestHeadWithoutUpgrade } from './replay.js';
 
 /** Plain listeners speak HTTP/1.1; TLS listeners HTTP/2 and HTTP/1.1, chosen by ALPN. */
@@ -42,9 +43,7 @@ export function createListenerServer(
   let server: ListenerServer;
   if (listener.tls) {
     server = http2.createSecureServer({
-      cert: listener.tls.cert,
-      key: listener.tls.key,
-      minVersion: 'TLSv1.2',
+      ...tlsServerOptions(listener.tls),
       // HTTP/1.1 clients (and every WebSocket over HTTP/1.1) share the port.
       allowHTTP1: true,
       // RFC 8441: clients may open WebSockets as extended CONNECT streams.
