@@ -5,7 +5,8 @@
  * environment. Each message is asserted exactly as a user would read it.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -661,14 +662,15 @@ describe('loadConfigFile', () => {
 
   it('TLS files are read relative to the config file\'s folder, not the working directory', T, () => {
     mkdirSync(join(dir, 'certs'), { recursive: true });
-    writeFileSync(join(dir, 'certs', 'cert.pem'), 'CERT BYTES');
-    writeFileSync(join(dir, 'certs', 'key.pem'), 'KEY BYTES');
+    // A real pair: certificates are checked when the file loads.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-keyout', join(dir, 'certs', 'key.pem'), '-out', join(dir, 'certs', 'cert.pem')], { stdio: 'ignore' });
     const file = join(dir, 'tls.yaml');
     writeFileSync(file, doc('listeners:', '  - address: 127.0.0.1:0', '    tls: { cert: certs/cert.pem, key: certs/key.pem }',
       'sites:', '  - routes:', '      - to: http://127.0.0.1:1'));
     const { config } = loadConfigFile(file, { defaultSecret: SECRET, env: {} });
     assert.equal(config.file, file);
-    assert.equal(String(config.listeners[0]?.tls?.cert), 'CERT BYTES');
-    assert.equal(String(config.listeners[0]?.tls?.key), 'KEY BYTES');
+    assert.equal(String(config.listeners[0]?.tls?.cert), readFileSync(join(dir, 'certs', 'cert.pem'), 'utf8'));
+    assert.equal(String(config.listeners[0]?.tls?.key), readFileSync(join(dir, 'certs', 'key.pem'), 'utf8'));
   });
 });
