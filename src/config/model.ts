@@ -20,6 +20,10 @@ export interface ListenerConfig {
   readonly tls?: TlsFiles;
   /** Names of the sites served here; undefined: every site. */
   readonly sites?: readonly string[];
+  /** Strict-Transport-Security value sent on every response of a TLS listener. */
+  readonly hsts?: string;
+  /** A plain listener that sends every request to https on this port. */
+  readonly redirectToHttpsPort?: number;
 }
 
 export type StickyMode = 'none' | 'cookie' | 'ip';

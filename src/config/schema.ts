@@ -28,6 +28,13 @@ const TlsFiles = z.strictObject({
 export const ListenerSchema = z.strictObject({
   address: Address,
   tls: TlsFiles.optional().describe('Terminate TLS here (https, wss). Default: plain HTTP.'),
+  hsts: z.union([z.boolean(), z.strictObject({
+    max_age: Duration.default('8760h').describe('Default 8760h (one year).'),
+    include_subdomains: z.boolean().default(false),
+    preload: z.boolean().default(false),
+  })]).optional().describe('On a TLS listener: send Strict-Transport-Security on every response.'),
+  redirect_to_https: z.union([z.literal(true), z.strictObject({ port: z.number().int().min(1).max(65535) })]).optional()
+    .describe('On a plain listener: answer every request with 308 to the same URL over https (on this port; default 443).'),
   sites: z.array(z.string()).min(1).optional().describe('Names of the sites this listener serves. Default: every site.'),
 });
 

@@ -56,7 +56,14 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
       }
     }
     const tls = listener.tls && listenerTls(listener.tls, ['listeners', index, 'tls'], context, report);
-    return { host: address?.host ?? '0.0.0.0', port: address?.port ?? 0, ...(tls ? { tls } : {}), ...(listener.sites ? { sites: listener.sites } : {}) };
+    if (listener.hsts !== undefined && !listener.tls) report(['listeners', index, 'hsts'], 'HSTS is for TLS listeners (browsers ignore it over plain HTTP)');
+    if (listener.redirect_to_https !== undefined && listener.tls) report(['listeners', index, 'redirect_to_https'], 'a TLS listener is already https');
+    const hsts = listener.hsts === undefined || listener.hsts === false ? undefined : hstsValue(listener.hsts, ['listeners', index, 'hsts'], report);
+    const redirectPort = listener.redirect_to_https === undefined ? undefined : listener.redirect_to_https === true ? 443 : listener.redirect_to_https.port;
+    return {
+      host: address?.host ?? '0.0.0.0', port: address?.port ?? 0, ...(tls ? { tls } : {}), ...(listener.sites ? { sites: listener.sites } : {}),
+      ...(hsts !== undefined ? { hsts } : {}), ...(redirectPort !== undefined ? { redirectToHttpsPort: redirectPort } : {}),
+    };
   });
   for (const shadow of findShadowedRoutes(sites)) {
     const path = shadow.site.split(/[[\].]+/).filter(Boolean).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
@@ -305,6 +312,12 @@ function countGroups(source: string): number {
   } catch {
     return 0;
   }
+}
+
+function hstsValue(hsts: true | { max_age: string; include_subdomains: boolean; preload: boolean }, path: Path, report: Report): string {
+  const options = hsts === true ? { max_age: '8760h', include_subdomains: false, preload: false } : hsts;
+  const seconds = Math.floor(duration(options.max_age, 31_536_000_000, [...path, 'max_age'], report) / 1000);
+  return `max-age=${seconds}${options.include_subdomains ? '; includeSubDomains' : ''}${options.preload ? '; preload' : ''}`;
 }
 
 function listenerTls(tls: NonNullable<ConfigFile['listeners'][number]['tls']>, path: Path, context: ModelContext, report: Report): TlsFiles {

@@ -62,6 +62,8 @@ export interface ForwardContext {
   readonly secure: boolean;
   /** The listener's port, as X-Forwarded-Port sends it. */
   readonly localPort: string;
+  /** Strict-Transport-Security for responses on this listener, if configured. */
+  readonly hsts?: string;
 }
 
 /**

@@ -111,6 +111,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     this.resumeUpstream = resume;
     const client = { scheme: this.forward.secure ? 'https' : 'http', host: this.facts.req.headers.host ?? '' } as const;
     const headers = responseHeadersFor(rawHeaders, false, this.decision.route, server, client, this.setCookie);
+    if (this.forward.hsts !== undefined && !hasHeader(headers, 'strict-transport-security')) headers.push('Strict-Transport-Security', this.forward.hsts);
     // HTTP/2 has no status text.
     if (this.http2) this.res.writeHead(statusCode, headers);
     else this.res.writeHead(statusCode, statusText, headers);
@@ -172,6 +173,11 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     }
     this.context.registry.requestFinished();
   }
+}
+
+function hasHeader(headers: readonly string[], lowerName: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === lowerName) return true;
+  return false;
 }
 
 function onResponseClose(this: TrackedResponse): void {

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
+import { normaliseHost } from '../router/host-map.js';
 import { requestFacts } from '../router/request-facts.js';
 import type { RequestFacts } from '../router/route-matcher.js';
 import type { RouteDecision } from '../router/router.js';
@@ -79,13 +80,17 @@ export class ProxyPipeline {
   private dispose(req: IncomingMessage, facts: RequestFacts): Disposition {
     const refusal = admit(req);
     if (refusal) return refusal;
+    const listener = this.context.runtime.config.listeners[this.listenerIndex];
+    if (listener?.redirectToHttpsPort !== undefined) return redirectToHttps(req, facts, listener.redirectToHttpsPort);
     const decision = this.context.runtime.router.route(this.listenerIndex, req.headers.host, facts);
     if (decision === 'no-site') return new ProxyError('SY_NO_SITE', req.headers.host ?? '(no Host)');
     if (decision === 'no-route') return new ProxyError('SY_NO_ROUTE', `${facts.method} ${facts.path}`);
     const action = decision.route.config.action;
     if (action.kind === 'proxy') return decision;
     if (action.kind === 'respond') {
-      return { status: action.status, headers: ['Content-Type', action.contentType, 'Content-Length', String(Buffer.byteLength(action.body))], body: action.body };
+      const headers = ['Content-Type', action.contentType, 'Content-Length', String(Buffer.byteLength(action.body))];
+      if (listener?.hsts !== undefined) headers.push('Strict-Transport-Security', listener.hsts);
+      return { status: action.status, headers, body: action.body };
     }
     const template = decision.route.redirectLocation!;
     let location = template.expand({
@@ -96,15 +101,15 @@ export class ProxyPipeline {
     // A path of "//evil.example" (or "/\evil.example": browsers read \ as /) must
     // not turn "$path..." into a link to another host.
     if (LEADING_SLASHES.test(location) && !LEADING_SLASHES.test(template.source)) location = location.replace(LEADING_SLASHES, '/');
-    const body = `Redirecting to ${location}\n`;
-    return { status: action.status, headers: ['Location', location, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))], body };
+    return redirect(action.status, location, listener?.hsts);
   }
 
   /** Computed once per connection: keep-alive requests reuse it. */
   private forwardContext(socket: Socket): ForwardContext {
     const known = (socket as ForwardingSocket)[kForward];
     if (known) return known;
-    const context = { clientAddress: normaliseAddress(socket.remoteAddress), secure: this.secure, localPort: String(socket.localPort ?? 0) };
+    const hsts = this.context.runtime.config.listeners[this.listenerIndex]?.hsts;
+    const context = { clientAddress: normaliseAddress(socket.remoteAddress), secure: this.secure, localPort: String(socket.localPort ?? 0), ...(hsts !== undefined ? { hsts } : {}) };
     (socket as ForwardingSocket)[kForward] = context;
     return context;
   }
@@ -121,6 +126,21 @@ function pairs(flat: readonly string[]): [string, string][] {
 
 const kForward = Symbol('switchyard.forward');
 type ForwardingSocket = Socket & { [kForward]?: ForwardContext };
+
+function redirect(status: number, location: string, hsts: string | undefined): Disposition {
+  const body = `Redirecting to ${location}\n`;
+  const headers = ['Location', location, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))];
+  if (hsts !== undefined) headers.push('Strict-Transport-Security', hsts);
+  return { status, headers, body };
+}
+
+/** A plain listener set to redirect_to_https: the same URL over https, 308 (methods and bodies kept). */
+function redirectToHttps(req: IncomingMessage, facts: RequestFacts, port: number): Disposition {
+  const host = req.headers.host;
+  if (!host) return new ProxyError('SY_CLIENT_BAD_REQUEST', 'no Host to redirect to');
+  const name = normaliseHost(host);
+  return redirect(308, `https://${name}${port === 443 ? '' : `:${port}`}${facts.path}${facts.query}`, undefined);
+}
 
 /** Refuses what must never reach a backend; undefined when the request may pass. */
 function admit(req: IncomingMessage): ProxyError | undefined {

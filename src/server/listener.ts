@@ -1,18 +1,32 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import type { ListenerConfig, SwitchyardConfig } from '../config/model.js';
+import type { ListenerConfig, SwitchyardConfig, TlsFiles } from '../config/model.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { ProxyPipeline } from '../proxy/pipeline.js';
 import { writeRawResponse } from '../proxy/raw-response.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import { hasToken } from '../proxy/headers.js';
-import { tlsServerOptions } from '../tls/certificates.js';
+import { ListenerCertificates } from '../tls/certificates.js';
 import { requestHeadWithoutUpgrade } from './replay.js';
 
 /** Plain listeners speak HTTP/1.1; TLS listeners HTTP/2 and HTTP/1.1, chosen by ALPN. */
 export type ListenerServer = http.Server | http2.Http2SecureServer;
+
+const kCertificates = Symbol('switchyard.certificates');
+type TlsListenerServer = http2.Http2SecureServer & { [kCertificates]?: ListenerCertificates };
+
+/**
+ * New certificate files for a TLS listener (reload): new handshakes use them,
+ * open connections keep theirs. Returns true when something changed.
+ */
+export function updateCertificates(server: ListenerServer, tls: TlsFiles): boolean {
+  const tlsServer = server as TlsListenerServer;
+  const certificates = tlsServer[kCertificates];
+  if (!certificates) return false;
+  return certificates.update(tls, (options) => tlsServer.setSecureContext(options));
+}
 
 /** Idle HTTP/1.1 keep-alive connections close (an HTTP/2 server with allowHTTP1 has this too; its types do not say so). */
 export function closeIdleConnections(server: ListenerServer): void {
@@ -42,8 +56,9 @@ export function createListenerServer(
   };
   let server: ListenerServer;
   if (listener.tls) {
+    const certificates = new ListenerCertificates(listener.tls);
     server = http2.createSecureServer({
-      ...tlsServerOptions(listener.tls),
+      ...certificates.serverOptions(),
       // HTTP/1.1 clients (and every WebSocket over HTTP/1.1) share the port.
       allowHTTP1: true,
       // RFC 8441: clients may open WebSockets as extended CONNECT streams.
@@ -52,6 +67,7 @@ export function createListenerServer(
     // The HTTP/1.1 side of an HTTP/2 server reads these from the server object.
     Object.assign(server, { ...options, timeout: 0 });
     server.on('session', (session: http2.ServerHttp2Session) => registry.addSession(session));
+    (server as TlsListenerServer)[kCertificates] = certificates;
   } else {
     server = http.createServer(options);
   }

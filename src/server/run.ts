@@ -88,7 +88,8 @@ function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): void 
 /** Settings a reload cannot apply to running listeners and processes. */
 function restartOnlyChanges(before: SwitchyardConfig, after: SwitchyardConfig): string[] {
   const changed: string[] = [];
-  const listeners = (config: SwitchyardConfig): string => JSON.stringify(config.listeners.map(({ host, port, tls, sites }) => [host, port, tls ? [String(tls.cert), String(tls.key)] : null, sites ?? null]));
+  // Certificates, HSTS and redirects apply at once; addresses, TLS on/off and sites need a restart.
+  const listeners = (config: SwitchyardConfig): string => JSON.stringify(config.listeners.map(({ host, port, tls, sites }) => [host, port, Boolean(tls), sites ?? null]));
   if (listeners(before) !== listeners(after)) changed.push('listeners');
   if (before.workers !== after.workers) changed.push('workers');
   if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) changed.push('limits');

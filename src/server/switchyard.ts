@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { ProxyPipeline } from '../proxy/pipeline.js';
 import type { ProxyContext } from '../proxy/proxy-context.js';
 import { ConnectionRegistry } from './connection-registry.js';
-import { closeIdleConnections, createListenerServer, type ListenerServer } from './listener.js';
+import { closeIdleConnections, createListenerServer, updateCertificates, type ListenerServer } from './listener.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
 
@@ -60,6 +60,14 @@ export class Switchyard {
    * changes those); unchanged upstream pools carry over.
    */
   reload(config: SwitchyardConfig): void {
+    // Certificates of a listener at the same address are swapped in place.
+    this.servers.forEach((server, index) => {
+      const before = this.config.listeners[index];
+      const after = config.listeners[index];
+      if (before && after?.tls && before.host === after.host && before.port === after.port && updateCertificates(server, after.tls)) {
+        this.log.info({ listener: `${after.host}:${after.port}` }, 'TLS certificates reloaded');
+      }
+    });
     const previous = this.context.runtime;
     const next = new Runtime(config, this.log, previous);
     this.context.runtime = next;
