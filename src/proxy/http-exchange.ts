@@ -181,8 +181,9 @@ function hasHeader(headers: readonly string[], lowerName: string): boolean {
 }
 
 function onResponseClose(this: TrackedResponse): void {
-  const exchange = this[kExchange];
-  if (exchange && !this.writableFinished) exchange.clientClosed();
+  // An exchange still running when the client's side closes lost its client
+  // (an HTTP/2 reset even reports itself as finished); a done one ignores this.
+  this[kExchange]?.clientClosed();
 }
 
 function onResponseDrain(this: TrackedResponse): void {

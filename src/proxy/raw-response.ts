@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerResponse } from 'node:http';
+import http2, { type Http2ServerResponse } from 'node:http2';
 import type { ProxyError } from '../errors.js';
 
 /**
@@ -43,7 +44,11 @@ export function destroyAfterGrace(socket: Duplex): void {
  */
 export function respondWithError(res: ServerResponse, error: ProxyError): void {
   if (res.headersSent || res.destroyed) {
-    res.destroy();
+    // HTTP/2: a plain destroy resets with NO_ERROR, which a client reads as a
+    // complete response; an error code says it was cut.
+    const stream = (res as unknown as Partial<Http2ServerResponse>).stream;
+    if (stream) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    else res.destroy();
     return;
   }
   const body = `${error.status} ${error.message}\n`;

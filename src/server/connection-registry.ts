@@ -52,6 +52,14 @@ export class ConnectionRegistry {
     for (const session of this.sessions) if (!session.closed) session.close();
   }
 
+  /** Resolves once every HTTP/2 session has closed (its last frames written). */
+  whenSessionsClosed(): Promise<void> {
+    return Promise.all([...this.sessions].map((session) => new Promise<void>((resolve) => {
+      if (session.destroyed) resolve();
+      else session.once('close', () => resolve());
+    }))).then(() => undefined);
+  }
+
   connectionClosed(socket: Socket): void {
     this.connections.delete(socket);
     this.checkIdle();

@@ -66,7 +66,12 @@ export function createListenerServer(
     });
     // The HTTP/1.1 side of an HTTP/2 server reads these from the server object.
     Object.assign(server, { ...options, timeout: 0 });
-    server.on('session', (session: http2.ServerHttp2Session) => registry.addSession(session));
+    server.on('session', (session: http2.ServerHttp2Session) => {
+      registry.addSession(session);
+      // An idle session closes like an idle keep-alive connection; so does one
+      // left open after a protocol error (Node sends GOAWAY but keeps the socket).
+      session.setTimeout(config.timeouts.keepAliveMs, () => session.close());
+    });
     (server as TlsListenerServer)[kCertificates] = certificates;
   } else {
     server = http.createServer(options);

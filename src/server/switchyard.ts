@@ -130,6 +130,9 @@ export class Switchyard {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); });
     await Promise.race([registry.whenIdle(), deadline]);
+    // An HTTP/2 response is complete when its session wrote it, not when the
+    // exchange ended: let the closing sessions flush before anything is cut.
+    await Promise.race([registry.whenSessionsClosed(), deadline]);
     clearTimeout(timer);
     clearInterval(sweeper);
     registry.destroyAll('shutdown');
