@@ -52,6 +52,14 @@ export class ConnectionRegistry {
     for (const session of this.sessions) if (!session.closed) session.close();
   }
 
+  /** Does a tunnel ride on this HTTP/2 session (a WebSocket over HTTP/2)? */
+  hasTunnelOn(session: ServerHttp2Session): boolean {
+    for (const tunnel of this.tunnels) {
+      if ((tunnel as { client?: { session?: unknown } }).client?.session === session) return true;
+    }
+    return false;
+  }
+
   /** Resolves once every HTTP/2 session has closed (its last frames written). */
   whenSessionsClosed(): Promise<void> {
     return Promise.all([...this.sessions].map((session) => new Promise<void>((resolve) => {

@@ -70,7 +70,10 @@ export function createListenerServer(
       registry.addSession(session);
       // An idle session closes like an idle keep-alive connection; so does one
       // left open after a protocol error (Node sends GOAWAY but keeps the socket).
-      session.setTimeout(config.timeouts.keepAliveMs, () => session.close());
+      // Quiet WebSockets on it are not idleness: the tunnel's own timer rules them.
+      session.setTimeout(config.timeouts.keepAliveMs, () => {
+        if (!registry.hasTunnelOn(session)) session.close();
+      });
     });
     (server as TlsListenerServer)[kCertificates] = certificates;
   } else {
