@@ -27,7 +27,12 @@ export class ProxyPipeline {
 
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
     // HTTP/2 names the host in :authority; the rest of the pipeline reads Host.
-    if (isHttp2(req)) req.headers.host ??= req.headers[':authority'] as string | undefined;
+    if (isHttp2(req)) {
+      req.headers.host ??= req.headers[':authority'] as string | undefined;
+      this.context.registry.counts.http2Requests++;
+    } else {
+      this.context.registry.counts.http1Requests++;
+    }
     const facts = requestFacts(req, false);
     const next = this.dispose(req, facts);
     if (next instanceof ProxyError) respondWithError(res, next);
@@ -49,6 +54,7 @@ export class ProxyPipeline {
       replay(req, socket, head);
       return;
     }
+    this.context.registry.counts.http1WebSockets++;
     const facts = requestFacts(req, true);
     const next = this.dispose(req, facts);
     if (next instanceof ProxyError) writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
@@ -64,6 +70,7 @@ export class ProxyPipeline {
    */
   handleExtendedConnect(req: IncomingMessage, res: Http2ServerResponse): void {
     req.headers.host ??= req.headers[':authority'] as string | undefined;
+    this.context.registry.counts.http2WebSockets++;
     const facts = { ...requestFacts(req, true), method: 'GET' };
     const next = this.dispose(req, facts);
     const client = new Http2HandshakeClient(res);

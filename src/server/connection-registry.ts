@@ -30,6 +30,8 @@ export class ConnectionRegistry {
   readonly sessions = new Set<ServerHttp2Session>();
   inFlight = 0;
   draining = false;
+  /** Requests and WebSocket handshakes seen, by the protocol the client used. */
+  readonly counts = { http1Requests: 0, http2Requests: 0, http1WebSockets: 0, http2WebSockets: 0 };
   private idleWaiters: (() => void)[] = [];
 
   addConnection(socket: Socket): void {
