@@ -11,6 +11,8 @@ export interface TlsFiles {
   readonly certificates?: readonly { readonly hosts: readonly string[]; readonly cert: string | Buffer; readonly key: string | Buffer }[];
   /** Default TLSv1.2. */
   readonly minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** The certificate and key files read (absolute), watched for renewals. */
+  readonly files?: readonly string[];
   readonly ciphers?: string;
 }
 

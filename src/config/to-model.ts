@@ -336,7 +336,11 @@ function listenerTls(tls: NonNullable<ConfigFile['listeners'][number]['tls']>, p
   };
   const certificates = (tls.certificates ?? []).map((entry, index) => ({ hosts: entry.hosts, ...pair(entry.cert, entry.key, [...path, 'certificates', index]) }));
   const main = tls.cert !== undefined && tls.key !== undefined ? pair(tls.cert, tls.key, path) : certificates[0];
+  const base = dirname(resolve(context.file));
+  const files = [tls.cert, tls.key, ...(tls.certificates ?? []).flatMap((entry) => [entry.cert, entry.key])]
+    .filter((file): file is string => file !== undefined).map((file) => resolve(base, file));
   return {
+    files,
     cert: main?.cert ?? Buffer.alloc(0),
     key: main?.key ?? Buffer.alloc(0),
     ...(certificates.length > 0 ? { certificates } : {}),

@@ -62,7 +62,7 @@ export async function runProxy(config: SwitchyardConfig, options: RunOptions = {
     });
     if (reload) {
       process.on('SIGHUP', reload);
-      if (options.reload?.watch && !cluster.isWorker) watchFile(options.reload.file, reload, log);
+      if (!cluster.isWorker) watchConfig(options.reload as ReloadSource, config, reload, log);
     }
   });
 }
@@ -99,21 +99,35 @@ function restartOnlyChanges(before: SwitchyardConfig, after: SwitchyardConfig): 
 }
 
 /** Calls `onChange` (debounced) when the file changes, also when an editor replaces it. */
-function watchFile(file: string, onChange: () => void, log: Logger): void {
+function watchFiles(files: readonly string[], onChange: () => void, log: Logger, what: string): void {
   let timer: NodeJS.Timeout | undefined;
   const changed = (): void => {
     clearTimeout(timer);
     timer = setTimeout(onChange, 200);
   };
-  try {
-    // Watching the directory sees rename-and-replace saves that a file watch misses.
-    const name = basename(file);
-    watch(dirname(resolve(file)), (_event, changedName) => {
-      if (changedName === null || changedName === name) changed();
-    }).unref();
-  } catch (err) {
-    log.error({ err, file }, 'cannot watch the config file; SIGHUP still reloads');
+  // Watching each folder sees rename-and-replace saves (editors, certbot) that a
+  // file watch misses.
+  const namesByFolder = new Map<string, Set<string>>();
+  for (const file of files) {
+    const folder = dirname(resolve(file));
+    (namesByFolder.get(folder) ?? namesByFolder.set(folder, new Set()).get(folder)!).add(basename(file));
   }
+  for (const [folder, names] of namesByFolder) {
+    try {
+      watch(folder, (_event, changedName) => {
+        if (changedName === null || names.has(changedName)) changed();
+      }).unref();
+    } catch (err) {
+      log.error({ err, folder }, `cannot watch the ${what}; SIGHUP still reloads`);
+    }
+  }
+}
+
+/** What a running config watches: the file itself with --watch, and always its certificate files. */
+function watchConfig(source: ReloadSource, config: SwitchyardConfig, onChange: () => void, log: Logger): void {
+  if (source.watch) watchFiles([source.file], onChange, log, 'config file');
+  const certificates = config.listeners.flatMap((listener) => listener.tls?.files ?? []);
+  if (certificates.length > 0) watchFiles(certificates, onChange, log, 'certificate files');
 }
 
 function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions): Promise<number> {
@@ -139,7 +153,7 @@ function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions):
       for (const worker of Object.values(cluster.workers ?? {})) if (worker?.isConnected()) worker.send({ type: 'switchyard:reload' } satisfies ControlMessage);
     };
     process.on('SIGHUP', reloadAll);
-    if (options.reload.watch) watchFile(options.reload.file, reloadAll, log);
+    watchConfig(options.reload, config, reloadAll, log);
   }
   return new Promise((resolve) => {
     let signals = 0;

@@ -56,7 +56,7 @@ function baseOptions(tls: TlsFiles): SecureContextOptions {
 }
 
 function sameFiles(a: TlsFiles, b: TlsFiles): boolean {
-  const key = (tls: TlsFiles): string => JSON.stringify([String(tls.cert), String(tls.key), tls.minVersion, tls.ciphers,
+  const key = (tls: TlsFiles): string => JSON.stringify([String(tls.cert), String(tls.key), tls.minVersion, tls.ciphers, tls.files,
     (tls.certificates ?? []).map((entry) => [entry.hosts, String(entry.cert), String(entry.key)])]);
   return key(a) === key(b);
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -123,6 +123,41 @@ describe('certificate reload', () => {
     } finally {
       agent.destroy();
       await proxy.shutdown(0);
+    }
+  });
+});
+
+describe('certificate files watched', () => {
+  test('switchyard run serves renewed certificate files to new connections without a signal', { timeout: 30_000 }, async () => {
+    // The listener reads live.pem/live.key; renewing them is a copy over those names.
+    execFileSync('cp', [join(dir, 'first.pem'), join(dir, 'live.pem')]);
+    execFileSync('cp', [join(dir, 'first.key'), join(dir, 'live.key')]);
+    const path = writeConfig('watched.yaml', ['tls: { cert: CERT.pem, key: CERT.key }'], 'live');
+    const bin = new URL('../../../bin/switchyard.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, 'run', '-c', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stdout!.on('data', (chunk) => {
+          out += String(chunk);
+          const match = /listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+          if (match) resolve(Number(match[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+      });
+      assert.equal((await get(port, '/a')).cn, 'first');
+      execFileSync('cp', [join(dir, 'second.key'), join(dir, 'live.key')]);
+      execFileSync('cp', [join(dir, 'second.pem'), join(dir, 'live.pem')]);
+      const deadline = Date.now() + 5_000;
+      let cn = '';
+      while (Date.now() < deadline) {
+        cn = (await get(port, '/b')).cn;
+        if (cn === 'second') break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(cn, 'second', 'a new connection gets the renewed certificate');
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });
