@@ -3,71 +3,25 @@
  * own process, real origins on 127.0.0.1:0, real HTTP, HTTPS and WebSocket clients.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, test } from 'node:test';
 import { Agent, request as undiciRequest } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startOrigin, type Origin } from '../helpers/origins.js';
+import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
+import { killPid, spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
 import { sleep, waitFor } from '../helpers/raw.js';
 
-// dist/test/integration/cli.test.js -> the repository root
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = join(ROOT, 'bin', 'switchyard.js');
 const START_LINE = /^switchyard listening on (https?):\/\/127\.0\.0\.1:(\d+)\b.*$/m;
 
 // ---------------------------------------------------------------- processes
 
-interface Cli {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  stdout: string;
-  stderr: string;
-  /** Resolves with the exit code and signal once the process has exited. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exitedAt: number | undefined;
-}
-
-const running = new Set<Cli>();
 /** Extra PIDs (cluster workers) to kill if a test leaves them behind. */
 const strayPids = new Set<number>();
-
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  if (!('SWITCHYARD_SECRET' in extra)) delete env.SWITCHYARD_SECRET;
-  delete env.NODE_OPTIONS;
-  delete env.NODE_TEST_CONTEXT;
-  return env;
-}
-
-function spawnCli(args: readonly string[], env: Record<string, string> = {}): Cli {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  assert.ok(child.pid, 'the CLI process started');
-  const cli: Cli = {
-    child,
-    pid: child.pid,
-    stdout: '',
-    stderr: '',
-    exitedAt: undefined,
-    exited: new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        cli.exitedAt = Date.now();
-        running.delete(cli);
-        resolve({ code, signal });
-      });
-    }),
-  };
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => { cli.stdout += text; });
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => { cli.stderr += text; });
-  running.add(cli);
-  return cli;
-}
 
 function alive(pid: number): boolean {
   try {
@@ -78,43 +32,24 @@ function alive(pid: number): boolean {
   }
 }
 
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
 afterEach(async () => {
-  for (const cli of [...running]) {
-    killPid(cli.pid);
-    await withTimeout(cli.exited, 5_000, `process ${cli.pid} to die`).catch(() => undefined);
-  }
+  await stopSwitchyards();
   for (const pid of strayPids) killPid(pid);
   strayPids.clear();
 });
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function waitExit(cli: Cli, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function waitExit(cli: CliProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return withTimeout(cli.exited, ms, `process ${cli.pid} to exit (stderr: ${JSON.stringify(cli.stderr)})`);
 }
 
 /** Runs the CLI to completion. */
 async function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = spawnCli(args, env);
+  const cli = spawnSwitchyard(args, env);
   const { code } = await waitExit(cli, 10_000);
   return { code, stdout: cli.stdout, stderr: cli.stderr };
 }
 
-interface RunningProxy extends Cli {
+interface RunningProxy extends CliProcess {
   readonly port: number;
   readonly scheme: string;
   readonly startLine: string;
@@ -122,7 +57,7 @@ interface RunningProxy extends Cli {
 
 /** Starts `switchyard proxy ARGS` and waits for its start line. */
 async function startCli(args: readonly string[], env: Record<string, string> = {}, ms = 10_000): Promise<RunningProxy> {
-  const cli = spawnCli(['proxy', ...args], env);
+  const cli = spawnSwitchyard(['proxy', ...args], env);
   const deadline = Date.now() + ms;
   let match: RegExpExecArray | null = null;
   while (!(match = START_LINE.exec(cli.stdout))) {
@@ -231,30 +166,19 @@ function namedOrigin(name: string): Promise<Origin> {
 
 // ---------------------------------------------------------------- certificate
 
-let certDir = '';
+let certificate: TestCertificate | undefined;
 let certFile = '';
 let keyFile = '';
 let cert: Buffer = Buffer.alloc(0);
 let key: Buffer = Buffer.alloc(0);
 
 before(async () => {
-  certDir = mkdtempSync(join(tmpdir(), 'switchyard-cli-'));
-  certFile = join(certDir, 'cert.pem');
-  keyFile = join(certDir, 'key.pem');
-  await new Promise<void>((resolve, reject) => {
-    execFile('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-days', '1',
-      '-keyout', keyFile, '-out', certFile,
-    ], { timeout: 30_000 }, (err, _stdout, stderr) => (err ? reject(new Error(`openssl failed: ${err.message} ${stderr}`)) : resolve()));
-  });
-  cert = readFileSync(certFile);
-  key = readFileSync(keyFile);
+  certificate = await selfSignedCertificate('switchyard-cli-');
+  ({ cert, key } = certificate);
+  ({ certFile, keyFile } = certificate);
 });
 
-after(() => {
-  if (certDir) rmSync(certDir, { recursive: true, force: true });
-});
+after(() => certificate?.remove());
 
 // ---------------------------------------------------------------- usage
 
@@ -283,7 +207,7 @@ test('every bad argument prints one line on stderr naming it and exits 2', async
     { args: [...listen, ...to, '--workers', '0'], names: ['--workers'] },
     { args: [...listen, ...to, '--idle-timeout', '5parsecs'], names: ['--idle-timeout', '5parsecs'] },
     { args: [...listen, ...to, '--tls-cert', certFile], names: ['--tls-key'] },
-    { args: [...listen, ...to, '--tls-cert', join(certDir, 'missing.pem'), '--tls-key', keyFile], names: ['--tls-cert', 'missing.pem'] },
+    { args: [...listen, ...to, '--tls-cert', join(certificate!.dir, 'missing.pem'), '--tls-key', keyFile], names: ['--tls-cert', 'missing.pem'] },
   ];
   const results = await Promise.all(cases.map((c) => runCli(['proxy', ...c.args])));
   cases.forEach((c, i) => {

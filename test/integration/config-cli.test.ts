@@ -4,21 +4,17 @@
  * origins on 127.0.0.1:0 and real HTTP and WebSocket clients.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { parse as parseYaml } from 'yaml';
+import { REPO_ROOT, spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { sleep } from '../helpers/raw.js';
 
-// dist/test/integration/config-cli.test.js -> the repository root
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = join(ROOT, 'bin', 'switchyard.js');
 const START_LINE = /^switchyard listening on http:\/\/127\.0\.0\.1:(\d+) -> (.*)$/m;
 /** What a Node stack trace looks like in output. */
 const STACK_FRAME = /^\s+at .+[:(]/m;
@@ -44,74 +40,11 @@ function configFile(name: string, lines: readonly string[]): string {
 
 // ---------------------------------------------------------------- processes
 
-interface Cli {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  stdout: string;
-  stderr: string;
-  exitedAt: number | undefined;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<Cli>();
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete env.SWITCHYARD_SECRET;
-  delete env.NODE_OPTIONS;
-  delete env.NODE_TEST_CONTEXT;
-  return env;
-}
-
-function spawnCli(args: readonly string[], env: Record<string, string> = {}): Cli {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  assert.ok(child.pid, 'the CLI process started');
-  const cli: Cli = {
-    child,
-    pid: child.pid,
-    stdout: '',
-    stderr: '',
-    exitedAt: undefined,
-    exited: new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        cli.exitedAt = Date.now();
-        running.delete(cli);
-        resolve({ code, signal });
-      });
-    }),
-  };
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => { cli.stdout += text; });
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => { cli.stderr += text; });
-  running.add(cli);
-  return cli;
-}
-
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-afterEach(async () => {
-  for (const cli of [...running]) {
-    killPid(cli.pid);
-    await withTimeout(cli.exited, 5_000, `process ${cli.pid} to die`).catch(() => undefined);
-  }
-});
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+afterEach(stopSwitchyards);
 
 /** Runs the CLI to completion. */
 async function runCli(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = spawnCli(args, env);
+  const cli = spawnSwitchyard(args, env);
   const { code } = await withTimeout(cli.exited, 10_000, `switchyard ${args.join(' ')} to exit (stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)})`);
   return { code, stdout: cli.stdout, stderr: cli.stderr };
 }
@@ -122,8 +55,8 @@ function lines(text: string): string[] {
 }
 
 /** Starts `switchyard run ARGS` and waits for its start line. */
-async function startRun(args: readonly string[], env: Record<string, string> = {}, ms = 10_000): Promise<Cli & { port: number; startLine: string }> {
-  const cli = spawnCli(['run', ...args], env);
+async function startRun(args: readonly string[], env: Record<string, string> = {}, ms = 10_000): Promise<CliProcess & { port: number; startLine: string }> {
+  const cli = spawnSwitchyard(['run', ...args], env);
   const deadline = Date.now() + ms;
   let match: RegExpExecArray | null = null;
   while (!(match = START_LINE.exec(cli.stdout))) {
@@ -467,7 +400,7 @@ function validate(schema: JsonSchema, value: unknown, path = '$'): string[] {
 
 /** The first ```yaml block of docs/config.md: the documented example config. */
 function docsSample(): Record<string, unknown> {
-  const markdown = readFileSync(join(ROOT, 'docs', 'config.md'), 'utf8');
+  const markdown = readFileSync(join(REPO_ROOT, 'docs', 'config.md'), 'utf8');
   const block = /```yaml\n([\s\S]*?)```/.exec(markdown);
   assert.ok(block, 'docs/config.md has a yaml example');
   return parseYaml(block[1] as string) as Record<string, unknown>;

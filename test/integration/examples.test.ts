@@ -6,7 +6,7 @@
  * have produced.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, afterEach, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../../src/config/config-error.js';
@@ -23,14 +22,12 @@ import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import type { SwitchyardConfig } from '../../src/config/model.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
+import { REPO_ROOT, spawnSwitchyard, stopSwitchyards, type CliProcess } from '../helpers/cli.js';
 import { startOrigin, type Origin, type OriginHandler, type RecordedRequest } from '../helpers/origins.js';
 import { connectRaw, readUntil, sleep, waitFor } from '../helpers/raw.js';
 import { clientFrame, handshakeRequest } from '../helpers/websocket-frames.js';
 
-// dist/test/integration/examples.test.js -> the repository root
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const EXAMPLES = join(ROOT, 'docs', 'examples');
-const BIN = join(ROOT, 'bin', 'switchyard.js');
+const EXAMPLES = join(REPO_ROOT, 'docs', 'examples');
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 /** Every example, with the listen address and backends its defaults name (those of the seed). */
@@ -515,35 +512,16 @@ test('haproxy-websocket-acl: upgrades on any path reach ws_backend, plain HTTP o
 
 // ---------------------------------------------------------------- one example through `switchyard run`
 
-interface Cli {
-  readonly child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  readonly exited: Promise<number | null>;
-}
-
-function spawnCli(args: readonly string[], env: Record<string, string>): Cli {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
-  for (const name of ['NODE_OPTIONS', 'NODE_TEST_CONTEXT', 'LISTEN', 'BACKEND', 'TLS_CERT', 'TLS_KEY']) if (!(name in env)) delete childEnv[name];
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const cli: Cli = {
-    child,
-    stdout: '',
-    stderr: '',
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-  };
-  child.stdout?.setEncoding('utf8').on('data', (text: string) => { cli.stdout += text; });
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => { cli.stderr += text; });
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await cli.exited;
-  });
+/** `switchyard run` with the example's variables from `env` only (none leak from this shell). */
+function spawnCli(args: readonly string[], env: Record<string, string>): CliProcess {
+  const cli = spawnSwitchyard(args, env, ['LISTEN', 'BACKEND', 'TLS_CERT', 'TLS_KEY']);
+  cleanups.push(stopSwitchyards);
   return cli;
 }
 
 async function runCli(args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const cli = spawnCli(args, env);
-  const code = await cli.exited;
+  const { code } = await cli.exited;
   return { code, stdout: cli.stdout, stderr: cli.stderr };
 }
 
@@ -570,6 +548,6 @@ test('switchyard run -c docs/examples/apache-wsapp-tls.yaml serves wss:// /wsapp
   open.ws.close();
 
   cli.child.kill('SIGTERM');
-  assert.equal(await cli.exited, 0);
+  assert.equal((await cli.exited).code, 0);
   assert.doesNotMatch(cli.stderr, /"level":(?:40|50|60)/, 'no warning or error logged');
 });

@@ -6,47 +6,32 @@
  * what node:http2 would not send), https, undici, ws.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request as undiciRequest } from 'undici';
 import { WebSocket } from 'ws';
 import { closedPort, startOrigin } from '../helpers/origins.js';
+import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { openFdCount, sleep, waitFor } from '../helpers/raw.js';
 
 // ---------------------------------------------------------------- certificate
 
-let certDir = '';
+let certificate: TestCertificate | undefined;
 let cert: Buffer = Buffer.alloc(0);
 let key: Buffer = Buffer.alloc(0);
 
 before(async () => {
-  certDir = mkdtempSync(join(tmpdir(), 'switchyard-h2-'));
-  const certFile = join(certDir, 'cert.pem');
-  const keyFile = join(certDir, 'key.pem');
-  await new Promise<void>((resolve, reject) => {
-    execFile('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-days', '1',
-      '-keyout', keyFile, '-out', certFile,
-    ], { timeout: 30_000 }, (err, _stdout, stderr) => (err ? reject(new Error(`openssl failed: ${err.message} ${stderr}`)) : resolve()));
-  });
-  cert = readFileSync(certFile);
-  key = readFileSync(keyFile);
+  certificate = await selfSignedCertificate('switchyard-h2-');
+  ({ cert, key } = certificate);
 });
 
-after(() => {
-  if (certDir) rmSync(certDir, { recursive: true, force: true });
-});
+after(() => certificate?.remove());
 
 function startTlsProxy(input: Omit<Parameters<typeof startProxy>[0], 'tls'>): Promise<TestProxy> {
   return startProxy({ ...input, tls: { cert, key } });

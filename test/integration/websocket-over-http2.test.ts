@@ -9,14 +9,11 @@
  * and leaks.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -24,36 +21,26 @@ import { loadConfigText } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 import { closedPort, startOrigin, type Origin, type OriginOptions } from '../helpers/origins.js';
+import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { openFdCount, sleep, waitFor } from '../helpers/raw.js';
 import { clientFrame } from '../helpers/websocket-frames.js';
 
 // ---------------------------------------------------------------- certificate
 
-let certDir = '';
+let certificate: TestCertificate | undefined;
 let certFile = '';
 let keyFile = '';
 let cert: Buffer = Buffer.alloc(0);
 let key: Buffer = Buffer.alloc(0);
 
 before(async () => {
-  certDir = mkdtempSync(join(tmpdir(), 'switchyard-ws-h2-'));
-  certFile = join(certDir, 'cert.pem');
-  keyFile = join(certDir, 'key.pem');
-  await new Promise<void>((resolve, reject) => {
-    execFile('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-days', '1',
-      '-keyout', keyFile, '-out', certFile,
-    ], { timeout: 30_000 }, (err, _stdout, stderr) => (err ? reject(new Error(`openssl failed: ${err.message} ${stderr}`)) : resolve()));
-  });
-  cert = readFileSync(certFile);
-  key = readFileSync(keyFile);
+  certificate = await selfSignedCertificate('switchyard-ws-h2-');
+  ({ cert, key } = certificate);
+  ({ certFile, keyFile } = certificate);
 }, { timeout: 30_000 });
 
-after(() => {
-  if (certDir) rmSync(certDir, { recursive: true, force: true });
-});
+after(() => certificate?.remove());
 
 function startTlsProxy(servers: readonly string[]): Promise<TestProxy> {
   return startProxy({ servers, tls: { cert, key } });
@@ -792,7 +779,7 @@ describe('routing: an extended CONNECT is routed as a WebSocket upgrade (a GET)'
       `        to: ${pages.url}`,
       '',
     ].join('\n');
-    const { config } = loadConfigText(yaml, join(certDir, 'routing.yaml'), { env: {}, defaultSecret: 'ws-over-h2-test-secret-0123456789abcdef' });
+    const { config } = loadConfigText(yaml, join(certificate!.dir, 'routing.yaml'), { env: {}, defaultSecret: 'ws-over-h2-test-secret-0123456789abcdef' });
     sy = await Switchyard.start(config, silentLogger());
     port = sy.addresses[0]!.port;
   }, { timeout: 10_000 });
