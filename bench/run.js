@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Switchyard bench: direct vs Switchyard vs nginx vs HAProxy, one worker each,
-// on 127.0.0.1; and Switchyard's routing cost (1-route vs 200-route config).
+// on 127.0.0.1 (HTTP/1.1, WebSocket, and HTTP/2 over TLS via h2load); and
+// Switchyard's routing cost (1-route vs 200-route config).
 // See bench/README.md.
 //
 //   npm run bench                       3 rounds, 5 s phases (~6 minutes on 2 cores)
 //   node bench/run.js --quick           1 round, 2 s phases (~1 minute)
 //   node bench/run.js --rounds 5 --only http,echo --targets switchyard,nginx
 //   node bench/run.js --quick --only routing
+//   node bench/run.js --quick --only h2
 
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,13 +20,13 @@ import { openFileLimits, treeCpuSeconds, treeRssKiB } from './lib/proc.js';
 import { costTable, loadTable, num, ratesTable, routingTable } from './lib/report.js';
 import { ROUTING_PATH, routingConfig } from './lib/routing.js';
 import {
-  HOST, alive, killAllStarted, startHttpOrigin, startSwitchyardRun, startTarget, startWsOrigin, stop, track,
+  HOST, alive, killAllStarted, makeSelfSignedCert, startHttpOrigin, startSwitchyardRun, startTarget, startTlsTarget, startWsOrigin, stop, track,
 } from './lib/servers.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_DIR = dirname(BENCH_DIR);
 const ALL_TARGETS = ['direct', 'switchyard', 'nginx', 'haproxy'];
-const ALL_GROUPS = ['http', 'idle', 'echo', 'throughput', 'handshake', 'routing'];
+const ALL_GROUPS = ['http', 'idle', 'echo', 'throughput', 'handshake', 'h2', 'routing'];
 const WS_GROUPS = ['idle', 'echo', 'throughput', 'handshake'];
 
 const USAGE = `Usage: node bench/run.js [options]      (npm run bench -- [options])
@@ -34,12 +36,14 @@ const USAGE = `Usage: node bench/run.js [options]      (npm run bench -- [option
   --warmup S        seconds of warm-up load on each fresh proxy (default 1)
   --quick           1 round, 2 s phases: a smoke run of about a minute
   --only LIST       phases: http, ws (= idle,echo,throughput,handshake), idle, echo,
-                    throughput, handshake, routing (default: all)
+                    throughput, handshake, h2 (HTTP/2 over TLS, h2load), routing
+                    (default: all)
   --targets LIST    direct, switchyard, nginx, haproxy (default: all); the routing
                     phase always runs Switchyard alone
   --idle N          idle WebSocket connections for the memory phase (default 4000)
   --routes N        routes of the large config in the routing phase (default 200)
-  --no-install      do not apt-get install missing nginx / haproxy / wrk
+  --no-install      do not apt-get install missing nginx / haproxy / wrk / h2load
+                    (nghttp2-client) / openssl
   -h, --help        this help`;
 
 // ---------------------------------------------------------------- options
@@ -79,7 +83,7 @@ for (const item of (opts.only ?? ALL_GROUPS.join(',')).split(',').map((s) => s.t
   if (item === 'ws') WS_GROUPS.forEach((g) => groups.add(g));
   else if (ALL_GROUPS.includes(item)) groups.add(item);
   else {
-    console.error(`bench: --only ${item}: expected one of http, ws, ${WS_GROUPS.join(', ')}, routing`);
+    console.error(`bench: --only ${item}: expected one of http, ws, ${WS_GROUPS.join(', ')}, h2, routing`);
     process.exit(2);
   }
 }
@@ -140,28 +144,38 @@ function findTool(name) {
   return undefined;
 }
 
+// The Debian package of each tool the bench runs.
+const PACKAGES = { nginx: 'nginx', haproxy: 'haproxy', wrk: 'wrk', h2load: 'nghttp2-client', openssl: 'openssl' };
+
 function ensureTools() {
   const needed = new Set();
-  if (groups.has('http') || groups.has('routing') || TARGETS.includes('nginx')) needed.add('nginx');
+  if (groups.has('http') || groups.has('routing') || groups.has('h2') || TARGETS.includes('nginx')) needed.add('nginx');
   if (groups.has('http') || groups.has('routing')) needed.add('wrk');
   if (TARGETS.includes('haproxy')) needed.add('haproxy');
+  if (groups.has('h2') && PROXIES.length) {
+    needed.add('h2load');
+    needed.add('openssl');
+  }
   let missing = [...needed].filter((name) => !findTool(name));
+  const packages = () => missing.map((name) => PACKAGES[name]);
   if (missing.length && !opts['no-install']) {
     if (process.getuid?.() !== 0) {
-      throw new Error(`missing ${missing.join(', ')}; install them (sudo apt-get install -y ${missing.join(' ')}) or run as root`);
+      throw new Error(`missing ${missing.join(', ')}; install them (sudo apt-get install -y ${packages().join(' ')}) or run as root`);
     }
-    log(`missing ${missing.join(', ')}: running apt-get install -y ${missing.join(' ')}`);
+    log(`missing ${missing.join(', ')}: running apt-get install -y ${packages().join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let result = spawnSync('apt-get', ['install', '-y', ...missing], { stdio: ['ignore', 'inherit', 'inherit'], env });
+    let result = spawnSync('apt-get', ['install', '-y', ...packages()], { stdio: ['ignore', 'inherit', 'inherit'], env });
     if (result.status !== 0) {
       log('apt-get install failed; running apt-get update and trying again');
       spawnSync('apt-get', ['update'], { stdio: ['ignore', 'inherit', 'inherit'], env });
-      result = spawnSync('apt-get', ['install', '-y', ...missing], { stdio: ['ignore', 'inherit', 'inherit'], env });
+      result = spawnSync('apt-get', ['install', '-y', ...packages()], { stdio: ['ignore', 'inherit', 'inherit'], env });
     }
     missing = [...needed].filter((name) => !findTool(name));
   }
-  if (missing.length) throw new Error(`missing ${missing.join(', ')} (apt-get install -y ${missing.join(' ')})`);
-  return { nginx: findTool('nginx'), haproxy: findTool('haproxy'), wrk: findTool('wrk'), fdLimit: FD_LIMIT };
+  if (missing.length) throw new Error(`missing ${missing.join(', ')} (apt-get install -y ${packages().join(' ')})`);
+  return {
+    nginx: findTool('nginx'), haproxy: findTool('haproxy'), wrk: findTool('wrk'), h2load: findTool('h2load'), openssl: findTool('openssl'), fdLimit: FD_LIMIT,
+  };
 }
 
 function versionOf(command, args) {
@@ -228,6 +242,79 @@ function runWrk(tools, port, seconds, path = '/') {
         errors: socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
         errorText: socketErrors ? socketErrors[0] : '',
         non2xx: non2xx ? Number(non2xx[1]) : 0,
+      });
+    });
+  });
+}
+
+// h2load's output lines that carry no news; anything else it prints is reported.
+const H2LOAD_ROUTINE = [
+  /^starting benchmark\.\.\.$/, /^spawning thread #\d+:/, /^Warm-up (started|phase is over) for thread/, /^progress: /,
+  /^TLS Protocol: /, /^Cipher: /, /^Server Temp Key: /, /^Application protocol: /, /^Main benchmark duration is (started|over) for thread/,
+  /^Stopped all clients for thread/, /^finished in /, /^requests: /, /^status codes: /, /^traffic: /, /^\s+min\s+max\s+mean/,
+  /^time for (request|connect):/, /^time to 1st byte:/, /^req\/s\s+:/,
+];
+
+/**
+ * One h2load run over TLS: `clients` connections, `streams` concurrent streams
+ * each, `warmup` s of warm-up then `seconds` s measured (-D). `onMeasureStart`
+ * and `onMeasureEnd` run when h2load says its measured duration starts and
+ * ends. Resolves with requests/s, mean latency, counts, the negotiated
+ * protocol and any unexpected output lines; rejects if h2load printed no
+ * result.
+ */
+function runH2load(tools, port, { seconds, warmup, clients = 16, streams = 10, onMeasureStart, onMeasureEnd }) {
+  return new Promise((resolve, reject) => {
+    const args = ['-c', String(clients), '-m', String(streams), '-t', '1', '-D', String(seconds)];
+    if (warmup > 0) args.push('--warm-up-time', String(warmup));
+    args.push(`https://${HOST}:${port}/`);
+    const child = track(spawn(tools.h2load, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      for (const line of lines) {
+        if (/^Main benchmark duration is started/.test(line)) onMeasureStart?.();
+        else if (/^Main benchmark duration is over/.test(line)) onMeasureEnd?.();
+      }
+    });
+    let err = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => { err += chunk; });
+    const timer = setTimeout(() => {
+      log(`h2load ran over ${seconds + warmup + 30} s; killing it`);
+      child.kill('SIGKILL');
+    }, (seconds + warmup + 30) * 1000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const text = `${out}${err}`;
+      const finished = /^finished in \S+, ([\d.]+) req\/s/m.exec(text);
+      const counts = /^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/m.exec(text);
+      const status = /^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/m.exec(text);
+      const latency = /^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)/m.exec(text);
+      const protocol = /^Application protocol: (\S+)/m.exec(text)?.[1];
+      const unexpected = text.split('\n').map((l) => l.trimEnd()).filter((l) => l && !H2LOAD_ROUTINE.some((re) => re.test(l)));
+      if (!finished || !counts || !status) {
+        return reject(new Error(`h2load failed (exit ${code}${signal ? `, signal ${signal}` : ''}): h2load ${args.join(' ')}\n${text.split('\n').filter((l) => !/^progress: /.test(l)).join('\n')}`));
+      }
+      const [total, started, done, succeeded, failed, errored, timeout] = counts.slice(1).map(Number);
+      const [s2xx, s3xx, s4xx, s5xx] = status.slice(1).map(Number);
+      resolve({
+        rate: Number(finished[1]),
+        meanMs: latency ? parseDurationMs(latency[3]) : undefined,
+        maxMs: latency ? parseDurationMs(latency[2]) : undefined,
+        protocol,
+        total, started, done, succeeded, failed, errored, timeout,
+        status: { '2xx': s2xx, '3xx': s3xx, '4xx': s4xx, '5xx': s5xx },
+        non2xx: s3xx + s4xx + s5xx,
+        unexpected,
+        exitCode: code,
+        command: `h2load ${args.join(' ')}`,
       });
     });
   });
@@ -340,12 +427,12 @@ function scanProxyLogs(target, proxy, round, group) {
     }
   }
   if (clientAborts) {
-    observations.push(`round ${round}: Switchyard logged ${clientAborts} \`warn\` line(s) "upstream request failed (client closed the connection)" (code SY_CLIENT_CLOSED) in the ${group} phases: requests in flight when wrk hung up at the end of its run; not a failure, but a client abort is logged at warn level.`);
+    observations.push(`round ${round}: Switchyard logged ${clientAborts} \`warn\` line(s) "upstream request failed (client closed the connection)" (code SY_CLIENT_CLOSED) in the ${group} phases: requests in flight when the load client (wrk, h2load) hung up at the end of its run; not a failure, but a client abort is logged at warn level.`);
   }
   if (lines.length) {
     const counts = new Map();
     for (const l of lines) counts.set(l, (counts.get(l) ?? 0) + 1);
-    const summary = [...counts].slice(0, 5).map(([l, n]) => `${n}× ${l.slice(0, 200)}`).join('; ');
+    const summary = [...counts].slice(0, 5).map(([l, n]) => `${n}× ${l.replace(/\s+/g, ' ').slice(0, 200)}`).join('; ');
     note(`round ${round}: ${target} logged ${lines.length} warning/error line(s) during the ${group} phases: ${summary}`);
   }
 }
@@ -460,6 +547,57 @@ async function wsPhases(target, round, tools, origin, tmp, rec) {
   }
 }
 
+// ---------------------------------------------------------------- HTTP/2 over TLS
+
+/**
+ * HTTP/2 over TLS (ALPN h2) in front of the same plain HTTP/1.1 origin as the
+ * HTTP phase: h2load, 16 connections × 10 concurrent streams, GET /. The CPU
+ * meter runs from h2load's "Main benchmark duration is started" to "... is
+ * over", so the TLS handshakes and the warm-up on the same connections are not
+ * counted. "direct" has no row: the origin speaks plain HTTP/1.1 only.
+ */
+async function h2Phases(target, round, tools, origin, tmp, tls, rec) {
+  if (target === 'direct') {
+    log(`round ${round}/${ROUNDS}: direct: no HTTP/2 phase (the origin speaks plain HTTP/1.1 only): n/a`);
+    return;
+  }
+  const proxy = await startTlsTarget(target, origin.port, tmp, tools, REPO_DIR, `r${round}-h2`, tls);
+  try {
+    const meter = cpuMeter(proxy.child);
+    let measuring = false;
+    const r = await runH2load(tools, proxy.port, {
+      seconds: DURATION,
+      warmup: WARMUP,
+      onMeasureStart: () => { meter.start(); measuring = true; },
+      onMeasureEnd: () => { if (measuring) meter.stop(); measuring = false; },
+    });
+    if (measuring) meter.stop(); // h2load exited without saying the duration was over
+    rec.h2 = { ...r, cpuSeconds: meter.cpu, wallSeconds: meter.wall };
+    if (r.protocol !== 'h2') {
+      // Loud: whatever was measured was not HTTP/2, so nothing is recorded.
+      throw new Error(`FAILED: h2load negotiated ${r.protocol ? `"${r.protocol}"` : 'no application protocol'} with ${target}, not h2: the HTTP/2 phase measured nothing (${r.command}; unexpected output: ${r.unexpected.slice(0, 5).join(' | ') || 'none'})`);
+    }
+    record(target, 'h2Rate', r.rate);
+    record(target, 'h2Mean', r.meanMs);
+    if (meter.cpu !== undefined && r.succeeded > 0) {
+      record(target, 'cpuH2', (meter.cpu * 1e6) / r.succeeded);
+      record(target, 'loadH2', meter.cpu / meter.wall);
+    }
+    if (r.failed || r.errored || r.timeout || r.non2xx || r.exitCode !== 0) {
+      note(`round ${round}: ${target} HTTP/2: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out, status ${JSON.stringify(r.status)} (of ${r.total} requests; h2load exit ${r.exitCode})`);
+    }
+    if (r.unexpected.length) {
+      const counts = new Map();
+      for (const l of r.unexpected) counts.set(l, (counts.get(l) ?? 0) + 1);
+      note(`round ${round}: ${target} HTTP/2: h2load printed ${r.unexpected.length} unexpected line(s): ${[...counts].slice(0, 8).map(([l, n]) => `${n}× ${l.slice(0, 200)}`).join('; ')}`);
+    }
+    checkAlive(target, proxy, 'HTTP/2', round);
+  } finally {
+    await stop(proxy.child);
+    scanProxyLogs(target, proxy, round, 'HTTP/2');
+  }
+}
+
 // ---------------------------------------------------------------- routing cost
 
 // The routing phase's figures: routingValues[routes][key] = one number per round.
@@ -518,6 +656,8 @@ async function main() {
     if (newestMtime(join(REPO_DIR, 'src')) > statSync(built).mtimeMs) log('warning: src/ is newer than dist/; run `npx tsc -p .` to bench the current code');
   }
   const tmp = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
+  const wantH2 = groups.has('h2') && PROXIES.length > 0;
+  const tls = wantH2 ? makeSelfSignedCert(tmp, tools.openssl) : undefined;
   const startedAt = new Date();
   const cpuModel = (/^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8')) ?? [])[1] ?? cpus()[0]?.model ?? '?';
   const nproc = execFileSync('nproc', { encoding: 'utf8' }).trim();
@@ -526,6 +666,8 @@ async function main() {
     nginx: tools.nginx ? versionOf(tools.nginx, ['-v']).replace('nginx version: ', '') : '—',
     haproxy: tools.haproxy ? versionOf(tools.haproxy, ['-v']).replace(/ - https?:\S+/, '') : '—',
     wrk: tools.wrk ? versionOf(tools.wrk, ['-v']).replace(/ Copyright.*/, '') : '—',
+    h2load: wantH2 && tools.h2load ? versionOf(tools.h2load, ['--version']) : undefined,
+    openssl: wantH2 && tools.openssl ? versionOf(tools.openssl, ['version']) : undefined,
     switchyard: `${JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')).version} @ ${gitDescribe()}`,
   };
   const command = `node bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
@@ -535,8 +677,8 @@ async function main() {
   let wsOrigin;
   try {
     const wantWs = WS_GROUPS.some((g) => groups.has(g));
-    const wantTargets = wantWs || groups.has('http');
-    if (groups.has('http') || groups.has('routing')) httpOrigin = await startHttpOrigin(tmp, tools);
+    const wantTargets = wantWs || groups.has('http') || wantH2;
+    if (groups.has('http') || groups.has('routing') || wantH2) httpOrigin = await startHttpOrigin(tmp, tools);
     if (wantWs) wsOrigin = await startWsOrigin(tmp, BENCH_DIR);
     for (let round = 1; round <= ROUNDS; round++) {
       // Rotate the order each round so drift on a shared machine hits everyone.
@@ -552,6 +694,12 @@ async function main() {
           }
         } catch (err) {
           note(`round ${round}: ${target}: ${err.message}`);
+        }
+        try {
+          // Its own try: a failed HTTP/2 phase says so and leaves the others' figures alone.
+          if (wantH2) await h2Phases(target, round, tools, httpOrigin, tmp, tls, rec);
+        } catch (err) {
+          note(`round ${round}: ${target} HTTP/2: ${err.message}`);
         }
         for (const origin of [httpOrigin, wsOrigin]) {
           if (origin && !alive(origin.child)) throw new Error(`${origin.name} died; see ${origin.child.stderrFile}`);
@@ -585,18 +733,25 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
   lines.push('');
   lines.push(`- Command: \`${command}\`${process.env.npm_lifecycle_event === 'bench' ? ' (via `npm run bench`)' : ''}; took ${minutes} min`);
   lines.push(`- Machine: nproc ${nproc}, ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}`);
-  lines.push(`- Versions: node ${versions.node}, ${versions.nginx}, ${versions.haproxy}, ${versions.wrk}, switchyard ${versions.switchyard}`);
+  lines.push(`- Versions: node ${versions.node}, ${versions.nginx}, ${versions.haproxy}, ${versions.wrk}${versions.h2load ? `, ${versions.h2load}` : ''}${versions.openssl ? `, ${versions.openssl.replace(/ \(Library.*$/, '')}` : ''}, switchyard ${versions.switchyard}`);
   const targetPhases = [...groups].some((g) => g !== 'routing');
-  lines.push(`- ${ROUNDS} round(s), figures are medians over rounds; ${DURATION} s per measured phase after ${WARMUP} s warm-up; each proxy has one worker and is started fresh ${targetPhases ? 'for the HTTP phase and again for the WebSocket phases of every round' : 'for each measured phase'}.`);
-  if (targetPhases) {
+  const startedFor = ['http', 'ws', 'h2'].filter((g) => (g === 'ws' ? WS_GROUPS.some((w) => groups.has(w)) : groups.has(g)))
+    .map((g) => ({ http: 'the HTTP phase', ws: 'the WebSocket phases', h2: 'the HTTP/2 phase' })[g]);
+  lines.push(`- ${ROUNDS} round(s), figures are medians over rounds; ${DURATION} s per measured phase after ${WARMUP} s warm-up; each proxy has one worker and is started fresh ${targetPhases ? `for ${startedFor.join(', again for ')} of every round` : 'for each measured phase'}.`);
+  if (groups.has('http') || WS_GROUPS.some((g) => groups.has(g))) {
     lines.push('- Origins: HTTP = nginx, 1 worker, `return 200 "hello"`; WebSocket = bench/ws-echo-origin.js (raw Node echo, 1 process). Clients: wrk -t1 -c64 --latency (HTTP/1.1 keep-alive GET); bench/ws-client.js (raw sockets, pre-built masked frames).');
+  }
+  if (WS_GROUPS.some((g) => groups.has(g))) {
     lines.push(`- WS echo: 64 connections, 64-byte binary messages, one in flight per connection. Throughput: 1 connection, 64 KiB messages, 8 in flight; MB = payload bytes through the proxy in both directions / 1e6 (an echoed message counts twice). Handshakes: 16 concurrent upgrade + close frame + TCP close. Idle: ${IDLE} WebSockets held open, then one echo on each.`);
+  }
+  if (groups.has('h2')) {
+    lines.push(`- HTTP/2: TLS listeners (self-signed ECDSA P-256 certificate, ALPN h2 + http/1.1; Switchyard \`proxy --tls-cert/--tls-key\`, nginx \`listen ... ssl http2\`, HAProxy \`bind ... ssl crt ... alpn h2,http/1.1\`) in front of the same nginx HTTP/1.1 origin (\`return 200 "hello"\`, keep-alive upstream); h2load -c16 -m10 -t1 -D ${DURATION}${WARMUP > 0 ? ` --warm-up-time ${WARMUP}` : ''} GET / (16 connections × 10 concurrent streams); the phase fails unless h2load reports "Application protocol: h2". Latency: h2load's mean "time for request" (it gives no percentiles). CPU is read from h2load's "Main benchmark duration is started" to "... is over" (TLS handshakes and warm-up excluded). direct: n/a (the origin speaks plain HTTP/1.1 only).`);
   }
   if (groups.has('routing')) lines.push(`- Routing: Switchyard \`run -c\` (one worker) on a generated 1-route config and a ${ROUTES}-route config (${ROUTES - 1} non-matching routes before the catch-all; see bench/lib/routing.js), wrk -t1 -c64 --latency GET ${ROUTING_PATH} (HTTP/1.1 keep-alive), the same nginx HTTP origin (\`return 200 "hello"\`); the order of the two alternates by round.`);
   lines.push('');
   if (Object.keys(values).length === 0) {
-    // Only the routing phase ran.
-    lines.push(...routingSection());
+    // Only the routing phase ran (or every other phase failed).
+    if (groups.has('routing')) lines.push(...routingSection());
     lines.push(...problemsSection());
     return lines.join('\n');
   }
@@ -612,6 +767,8 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
     { key: 'tputMBps', label: 'WS throughput MB/s (1 conn, 64 KiB)' },
     { key: 'hsRate', label: 'WS handshakes/s (16 concurrent)' },
     { key: 'hsP99', label: 'WS handshake p99 ms' },
+    { key: 'h2Rate', label: 'HTTP/2 req/s (TLS, 16 conns × 10 streams)', notApplicable: ['direct'] },
+    { key: 'h2Mean', label: 'HTTP/2 mean latency ms', notApplicable: ['direct'] },
   ], TARGETS, values));
   lines.push('');
   if (PROXIES.length) {
@@ -631,10 +788,11 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
       { key: 'cpuMB', label: 'CPU µs per MB tunneled', maxRatio: 1.2 },
       { key: 'cpuHs', label: 'CPU µs per WS handshake', maxRatio: 2.0 },
       { key: 'idleKiB', label: 'KiB RSS per idle WebSocket', maxAbsolute: 12, unit: 'KiB', extraCheck: echoed },
+      { key: 'cpuH2', label: 'CPU µs per HTTP/2 request (TLS)' },
     ], PROXIES, values));
     lines.push('');
     const perRound = [];
-    for (const [key, label] of [['cpuHttp', 'µs/HTTP req'], ['cpuEcho', 'µs/echo'], ['cpuMB', 'µs/MB'], ['cpuHs', 'µs/handshake'], ['idleKiB', 'KiB/idle WS']]) {
+    for (const [key, label] of [['cpuHttp', 'µs/HTTP req'], ['cpuEcho', 'µs/echo'], ['cpuMB', 'µs/MB'], ['cpuHs', 'µs/handshake'], ['idleKiB', 'KiB/idle WS'], ['cpuH2', 'µs/HTTP/2 req']]) {
       const parts = PROXIES.filter((p) => values[p]?.[key]?.length).map((p) => `${p} ${values[p][key].map(num).join(', ')}`);
       if (parts.length) perRound.push(`- ${label}: ${parts.join('; ')}`);
     }
@@ -649,6 +807,7 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
       { key: 'loadEcho', label: 'WS echo' },
       { key: 'loadTput', label: 'WS throughput' },
       { key: 'loadHs', label: 'WS handshakes' },
+      { key: 'loadH2', label: 'HTTP/2 over TLS' },
     ], PROXIES, values));
     lines.push('');
     lines.push('100 % = one core busy for the whole phase: the proxy was the bottleneck there; well below means the client or origin was.');

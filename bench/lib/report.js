@@ -42,7 +42,8 @@ function table(header, rows, textColumns = 1, textTail = 0) {
 
 /**
  * Table 1: one row per (measure, target): median over rounds, the range over
- * rounds, and the median's ratio to nginx's and to direct's median.
+ * rounds, and the median's ratio to nginx's and to direct's median. Targets in
+ * `measure.notApplicable` get "n/a" (e.g. direct for HTTP/2: a plain origin).
  */
 export function ratesTable(measures, targets, values) {
   const rows = [];
@@ -50,6 +51,10 @@ export function ratesTable(measures, targets, values) {
     const med = Object.fromEntries(targets.map((t) => [t, median(values[t]?.[measure.key] ?? [])]));
     if (targets.every((t) => med[t] === undefined)) continue;
     for (const target of targets) {
+      if (measure.notApplicable?.includes(target)) {
+        rows.push([measure.label, target, 'n/a', '', 'n/a', 'n/a']);
+        continue;
+      }
       rows.push([
         measure.label,
         target,
