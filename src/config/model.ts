@@ -26,6 +26,10 @@ export interface ListenerConfig {
   readonly hsts?: string;
   /** A plain listener that sends every request to https on this port. */
   readonly redirectToHttpsPort?: number;
+  /** TLS: offer h2 in ALPN (default true). Plain: accept h2c with prior knowledge (default false). */
+  readonly http2?: boolean;
+  /** Advertise RFC 8441 extended CONNECT; default true. */
+  readonly websocketOverHttp2?: boolean;
 }
 
 export type StickyMode = 'none' | 'cookie' | 'ip';
@@ -105,6 +109,8 @@ export interface UpstreamConfig {
   readonly tls?: UpstreamTlsConfig;
   readonly discovery?: DiscoveryConfig;
   readonly drainTimeoutMs?: number;
+  /** https servers: offer h2 in ALPN for requests. */
+  readonly http2?: boolean;
 }
 
 export const UPSTREAM_DEFAULTS = {
@@ -181,6 +187,8 @@ export interface RouteConfig {
   readonly match: MatchConfig;
   readonly action: RouteAction;
   readonly timeouts: RouteTimeouts;
+  /** false: WebSockets over HTTP/2 are refused on this route (421). Default true. */
+  readonly websocketOverHttp2?: boolean;
 }
 
 export interface SiteConfig {

@@ -36,6 +36,10 @@ export const ListenerSchema = z.strictObject({
   redirect_to_https: z.union([z.literal(true), z.strictObject({ port: z.number().int().min(1).max(65535) })]).optional()
     .describe('On a plain listener: answer every request with 308 to the same URL over https (on this port; default 443).'),
   sites: z.array(z.string()).min(1).optional().describe('Names of the sites this listener serves. Default: every site.'),
+  http2: z.boolean().optional()
+    .describe('TLS listener: offer HTTP/2 in ALPN next to HTTP/1.1 (default true). Plain listener: also accept HTTP/2 with prior knowledge, h2c (default false).'),
+  websocket_over_http2: z.boolean().default(true)
+    .describe('Advertise SETTINGS_ENABLE_CONNECT_PROTOCOL so clients may open WebSockets over HTTP/2 (RFC 8441).'),
 });
 
 const Condition = z.union([
@@ -95,6 +99,8 @@ export const RouteSchema = z.strictObject({
     content_type: z.string().default('text/plain; charset=utf-8'),
   }).optional(),
   timeouts: RouteTimeouts.optional().describe('Override the global timeouts for this route.'),
+  websocket_over_http2: z.boolean().optional()
+    .describe('false: refuse WebSockets over HTTP/2 here (421), and stop advertising them to a TLS name whose site has no other route taking them. Default: true.'),
 }).refine((route) => [route.to, route.redirect, route.respond].filter((value) => value !== undefined).length === 1, {
   message: 'a route needs exactly one action: to, redirect or respond',
 });
@@ -182,6 +188,8 @@ export const UpstreamSchema = z.strictObject({
     srv: z.boolean().default(false).describe('Resolve SRV records (with their ports and weights) instead of A/AAAA.'),
   }).optional().describe('Re-resolve servers given by host name: every address becomes a server; vanished ones drain.'),
   drain_timeout: Duration.default('5m').describe('How long a drained server\'s open tunnels may stay before they are closed.'),
+  http2: z.boolean().default(false)
+    .describe('https servers: offer HTTP/2 in ALPN and use it for requests when the server picks it. WebSocket handshakes always use HTTP/1.1.'),
 });
 
 export const TimeoutsSchema = z.strictObject({

@@ -63,6 +63,7 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
     return {
       host: address?.host ?? '0.0.0.0', port: address?.port ?? 0, ...(tls ? { tls } : {}), ...(listener.sites ? { sites: listener.sites } : {}),
       ...(hsts !== undefined ? { hsts } : {}), ...(redirectPort !== undefined ? { redirectToHttpsPort: redirectPort } : {}),
+      http2: listener.http2 ?? tls !== undefined, websocketOverHttp2: listener.websocket_over_http2,
     };
   });
   for (const shadow of findShadowedRoutes(sites)) {
@@ -158,6 +159,7 @@ function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context
       },
     } : {}),
     drainTimeoutMs: duration(upstream.drain_timeout, UPSTREAM_DEFAULTS.drainTimeoutMs, [...path, 'drain_timeout'], report),
+    http2: upstream.http2,
   };
 }
 
@@ -247,6 +249,7 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
       responseMs: duration(t.response, timeouts.responseMs, [...path, 'timeouts', 'response'], report),
       tunnelIdleMs: duration(t.tunnel_idle, timeouts.tunnelIdleMs, [...path, 'timeouts', 'tunnel_idle'], report),
     },
+    websocketOverHttp2: route.websocket_over_http2 ?? true,
   };
 }
 

@@ -112,8 +112,8 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     const client = { scheme: this.forward.secure ? 'https' : 'http', host: this.facts.req.headers.host ?? '' } as const;
     const headers = responseHeadersFor(rawHeaders, false, this.decision.route, server, client, this.setCookie);
     if (this.forward.hsts !== undefined && !hasHeader(headers, 'strict-transport-security')) headers.push('Strict-Transport-Security', this.forward.hsts);
-    // HTTP/2 has no status text.
-    if (this.http2) this.res.writeHead(statusCode, headers);
+    // HTTP/2 has no status text (neither from an HTTP/2 client nor an HTTP/2 upstream).
+    if (this.http2 || statusText === '') this.res.writeHead(statusCode, headers);
     else this.res.writeHead(statusCode, statusText, headers);
     return true;
   }

@@ -76,11 +76,22 @@ export class ProxyPipeline {
     const client = new Http2HandshakeClient(res);
     client.stream.on('error', ignoreSocketError);
     if (next instanceof ProxyError) client.fail(next);
+    else if ('route' in next && next.route.config.websocketOverHttp2 === false) client.fail(new ProxyError('SY_HTTP2_WEBSOCKET_OFF', next.route.label));
     else if ('route' in next) new WebSocketHandshake(this.context, next, facts, client, EMPTY, this.forwardContext(req.socket)).start();
     else {
       res.writeHead(next.status, Object.fromEntries(pairs(next.headers)));
       res.end(next.body);
     }
+  }
+
+  /**
+   * Whether a new HTTP/2 connection is offered RFC 8441 in its first SETTINGS:
+   * the listener allows it and the site of the TLS name has a route taking it.
+   */
+  offersWebSocketsOverHttp2(servername: string | undefined): boolean {
+    const runtime = this.context.runtime;
+    if (runtime.config.listeners[this.listenerIndex]?.websocketOverHttp2 === false) return false;
+    return runtime.router.offersWebSocketsOverHttp2(this.listenerIndex, servername);
   }
 
   /** The `admit` and `route` phases, and local answers (redirect, respond). */

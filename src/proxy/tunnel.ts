@@ -1,5 +1,6 @@
-import type { Http2Stream } from 'node:http2';
+import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Closable, ConnectionRegistry } from '../server/connection-registry.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
@@ -65,7 +66,10 @@ export class Tunnel implements Closable {
 
   destroy(reason: TunnelEndReason): void {
     this.endReason ??= reason;
-    this.client.destroy();
+    // An HTTP/2 stream says why it was cut (RFC 9113 §7): the proxy's own
+    // decision (idle, shutdown, drain) is CANCEL, a failure CONNECT_ERROR.
+    if (this.client instanceof Socket) this.client.destroy();
+    else this.client.close(reason === 'error' ? NGHTTP2_CONNECT_ERROR : NGHTTP2_CANCEL);
     this.upstream.destroy();
   }
 
@@ -77,7 +81,7 @@ export class Tunnel implements Closable {
       // (a reset, a close without FIN) takes the other side down with it.
       if (this.readEnded !== (CLIENT_READ_ENDED | UPSTREAM_READ_ENDED)) {
         this.endReason ??= socket === this.client ? 'client' : 'upstream';
-        other.destroy();
+        cutOtherSide(socket, other, (this.readEnded & (socket === this.client ? CLIENT_READ_ENDED : UPSTREAM_READ_ENDED)) !== 0);
       }
       return;
     }
@@ -91,6 +95,13 @@ export class Tunnel implements Closable {
   }
 
   readEnd(side: number): void {
+    // An HTTP/2 stream reset by the client also ends its readable side; that is
+    // a reset to pass on, not a FIN (RFC 9113 §8.5).
+    if (side === CLIENT_READ_ENDED && !(this.client instanceof Socket) && (this.client.rstCode ?? NGHTTP2_NO_ERROR) !== NGHTTP2_NO_ERROR) {
+      this.endReason ??= 'client';
+      resetSocket(this.upstream);
+      return;
+    }
     this.readEnded |= side;
     if (side === CLIENT_READ_ENDED) {
       this.endReason ??= 'client';
@@ -100,6 +111,32 @@ export class Tunnel implements Closable {
       this.client.end();
     }
   }
+}
+
+const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_CONNECT_ERROR } = http2Constants;
+
+/**
+ * One side closed, the other is still open. Over HTTP/2 (RFC 9113 §8.5, for
+ * CONNECT): a backend connection that ended without its FIN resets the stream
+ * with CONNECT_ERROR, and a stream reset with an error code resets the backend
+ * TCP connection; otherwise the other side is simply closed.
+ */
+function cutOtherSide(closed: TunnelClient, other: TunnelClient, closedAfterFin: boolean): void {
+  if (other instanceof Socket) {
+    if (!(closed instanceof Socket) && (closed.rstCode ?? NGHTTP2_NO_ERROR) !== NGHTTP2_NO_ERROR) resetSocket(other);
+    else other.destroy();
+  } else if (closedAfterFin) {
+    other.destroy();
+  } else {
+    other.close(NGHTTP2_CONNECT_ERROR);
+  }
+}
+
+function resetSocket(socket: Socket): void {
+  // A TLS socket cannot send a bare TCP reset (Node refuses its handle type),
+  // and one whose FIN is already queued would never report 'close'.
+  if (socket instanceof TLSSocket || socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
 }
 
 function onClientData(this: TunnelSocket, chunk: Buffer): void {

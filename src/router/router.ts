@@ -19,6 +19,8 @@ export type RouteMiss = 'no-site' | 'no-route';
  */
 export class Router {
   private readonly sitesByListener: HostMap<PathIndex>[];
+  /** Sites (by their route index) with a route that takes WebSockets over HTTP/2. */
+  private readonly http2WebSocketSites = new Set<PathIndex>();
   readonly routes: readonly CompiledRoute[];
 
   constructor(config: SwitchyardConfig, pools: ReadonlyMap<string, UpstreamPool>) {
@@ -26,7 +28,9 @@ export class Router {
     const compiled = config.sites.map((site) => {
       const siteRoutes = site.routes.map((route) => new CompiledRoute(route, pools));
       routes.push(...siteRoutes);
-      return { site, compiled: new PathIndex(siteRoutes) };
+      const index = new PathIndex(siteRoutes);
+      if (site.routes.some((route) => route.websocketOverHttp2 !== false && route.match.upgrade !== 'none')) this.http2WebSocketSites.add(index);
+      return { site, compiled: index };
     });
     this.routes = routes;
     this.sitesByListener = config.listeners.map((listener) => {
@@ -37,6 +41,17 @@ export class Router {
       }
       return map;
     });
+  }
+
+  /**
+   * Whether a connection for this TLS name (SNI; undefined without one) may be
+   * offered WebSockets over HTTP/2: its site has a route taking them. A name with
+   * no site gets the offer (its requests are refused anyway).
+   */
+  offersWebSocketsOverHttp2(listenerIndex: number, servername: string | undefined): boolean {
+    const site = servername ? this.sitesByListener[listenerIndex]?.find(servername) : undefined;
+    if (site) return this.http2WebSocketSites.has(site);
+    return this.http2WebSocketSites.size > 0;
   }
 
   route(listenerIndex: number, host: string | undefined, facts: RequestFacts): RouteDecision | RouteMiss {

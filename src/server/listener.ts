@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { ListenerConfig, SwitchyardConfig, TlsFiles } from '../config/model.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
@@ -11,11 +12,14 @@ import { hasToken } from '../proxy/headers.js';
 import { ListenerCertificates } from '../tls/certificates.js';
 import { requestHeadWithoutUpgrade } from './replay.js';
 
-/** Plain listeners speak HTTP/1.1; TLS listeners HTTP/2 and HTTP/1.1, chosen by ALPN. */
-export type ListenerServer = http.Server | http2.Http2SecureServer;
+/**
+ * Plain listeners speak HTTP/1.1 (and, with http2, HTTP/2 by prior knowledge);
+ * TLS listeners HTTP/2 and HTTP/1.1, chosen by ALPN (HTTP/1.1 only with http2 off).
+ */
+export type ListenerServer = http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server;
 
 const kCertificates = Symbol('switchyard.certificates');
-type TlsListenerServer = http2.Http2SecureServer & { [kCertificates]?: ListenerCertificates };
+type TlsListenerServer = (http2.Http2SecureServer | https.Server) & { [kCertificates]?: ListenerCertificates };
 
 /**
  * New certificate files for a TLS listener (reload): new handshakes use them,
@@ -55,17 +59,17 @@ export function createListenerServer(
     requireHostHeader: true,
   };
   let server: ListenerServer;
-  if (listener.tls) {
-    const certificates = new ListenerCertificates(listener.tls);
-    server = http2.createSecureServer({
-      ...certificates.serverOptions(),
+  const certificates = listener.tls && new ListenerCertificates(listener.tls);
+  if (listener.http2 !== false && (certificates || listener.http2 === true)) {
+    const http2Options = {
       // HTTP/1.1 clients (and every WebSocket over HTTP/1.1) share the port.
       allowHTTP1: true,
-      // RFC 8441: clients may open WebSockets as extended CONNECT streams.
-      settings: { maxHeaderListSize: config.limits.maxHeaderBytes, enableConnectProtocol: true },
-    });
+      settings: { maxHeaderListSize: config.limits.maxHeaderBytes, enableConnectProtocol: false },
+    };
+    server = certificates ? http2.createSecureServer({ ...certificates.serverOptions(), ...http2Options }) : http2.createServer(http2Options);
     // The HTTP/1.1 side of an HTTP/2 server reads these from the server object.
     Object.assign(server, { ...options, timeout: 0 });
+    offerConnectProtocolPerConnection(server, certificates ? 'secureConnection' : 'connection', pipeline, config.timeouts.headerMs);
     server.on('session', (session: http2.ServerHttp2Session) => {
       registry.addSession(session);
       // An idle session closes like an idle keep-alive connection; so does one
@@ -75,10 +79,12 @@ export function createListenerServer(
         if (!registry.hasTunnelOn(session)) session.close();
       });
     });
-    (server as TlsListenerServer)[kCertificates] = certificates;
+  } else if (certificates) {
+    server = https.createServer({ ...certificates.serverOptions(), ...options });
   } else {
     server = http.createServer(options);
   }
+  if (certificates) (server as TlsListenerServer)[kCertificates] = certificates;
   const connectionEvent = listener.tls ? 'secureConnection' : 'connection';
 
   server.on(connectionEvent, (socket: Socket) => registry.addConnection(socket));
@@ -122,6 +128,62 @@ export function createListenerServer(
   });
   server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
   return server;
+}
+
+/**
+ * RFC 8441 is offered in a connection's first SETTINGS, so the decision is made
+ * per connection (the TLS name picks the site) just before Node creates the
+ * HTTP/2 session: Node's own connection listener runs after ours, with the
+ * server's settings updated for this connection. On a plain listener the
+ * first bytes tell HTTP/2's connection preface from an HTTP/1.1 request.
+ */
+function offerConnectProtocolPerConnection(
+  server: http2.Http2SecureServer | http2.Http2Server,
+  event: 'secureConnection' | 'connection',
+  pipeline: ProxyPipeline,
+  headerMs: number,
+): void {
+  const nodeListener = server.listeners(event)[0] as ((this: typeof server, socket: Socket) => void) | undefined;
+  if (!nodeListener) throw new Error(`HTTP/2 server has no ${event} listener`);
+  server.removeListener(event, nodeListener);
+  const startSession = (socket: Socket): void => {
+    server.updateSettings({ enableConnectProtocol: pipeline.offersWebSocketsOverHttp2((socket as Socket & { servername?: string | false }).servername || undefined) });
+    nodeListener.call(server, socket);
+  };
+  if (event === 'secureConnection') {
+    server.on(event, startSession);
+    return;
+  }
+  server.on(event, (socket: Socket) => sniffPreface(socket, headerMs, (isHttp2) => {
+    // Node's HTTP/2 server hands a connection to its HTTP/1.1 side when ALPN chose
+    // no protocol; on a plain socket that is how an HTTP/1.1 client is marked.
+    if (!isHttp2) (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol = false;
+    startSession(socket);
+  }));
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/** Enough of the preface to tell it from any HTTP/1.1 method. */
+const PREFACE_DECIDES_AFTER = 4;
+
+/** Reads until the first bytes say HTTP/2 (the preface) or not, puts them back, and decides. */
+function sniffPreface(socket: Socket, headerMs: number, decide: (isHttp2: boolean) => void): void {
+  let seen: Buffer = Buffer.alloc(0);
+  socket.setTimeout(headerMs, () => socket.destroy());
+  socket.on('error', ignoreError);
+  const onData = (chunk: Buffer): void => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const compared = Math.min(seen.length, PREFACE_DECIDES_AFTER);
+    const isHttp2 = seen.compare(PREFACE, 0, compared, 0, compared) === 0;
+    if (isHttp2 && seen.length < PREFACE_DECIDES_AFTER) return;
+    socket.removeListener('data', onData);
+    socket.removeListener('error', ignoreError);
+    socket.pause();
+    socket.unshift(seen);
+    socket.setTimeout(0);
+    decide(isHttp2);
+  };
+  socket.on('data', onData);
 }
 
 /** The answer for a request Node's parser refused; undefined for a peer that just left. */

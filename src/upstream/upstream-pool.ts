@@ -78,6 +78,7 @@ export class UpstreamPool {
   createServer(url: string, weight = 1, maxConns = 0, hostname?: string): UpstreamServer {
     return new UpstreamServer(url, this.timeouts, {
       weight, maxConns, ...(this.config.tls ? { tls: this.config.tls } : {}), ...(hostname !== undefined ? { hostname } : {}),
+      http2: this.config.http2 ?? false,
     });
   }
 

@@ -19,7 +19,14 @@ export interface ServerOptions {
   readonly tls?: UpstreamTlsConfig;
   /** Host name the server was found under by discovery (SNI, certificate check). */
   readonly hostname?: string;
+  /** Requests over HTTP/2: offered in ALPN (https), or by prior knowledge (http, h2c). */
+  readonly http2?: boolean;
 }
+
+/** Concurrent requests on one HTTP/2 connection (Node's servers allow 100). */
+const HTTP2_STREAMS_PER_CONNECTION = 100;
+const kNegotiatedHttp2 = Symbol('switchyard.negotiatedHttp2');
+type UndiciClient = { pipelining: number; [kNegotiatedHttp2]?: boolean };
 
 const UPSTREAM_KEEPALIVE_MS = 30_000;
 
@@ -46,6 +53,7 @@ export class UpstreamServer {
   readonly seed: number;
   /** Options for TLS connections (https/wss): SNI, CA, client certificate. */
   readonly tlsOptions: ConnectionOptions | undefined;
+  readonly http2: boolean;
   /** Keep-alive pools by connect timeout (routes may set their own). */
   private readonly dispatchers = new Map<number, Pool>();
   /** Open tunnels plus in-flight requests. */
@@ -76,6 +84,7 @@ export class UpstreamServer {
     this.origin = parsed.origin;
     this.basePath = parsed.basePath;
     this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername) : undefined;
+    this.http2 = options.http2 ?? false;
   }
 
   /** Healthy, not ejected, not draining: may be chosen for new work. */
@@ -90,14 +99,22 @@ export class UpstreamServer {
   dispatcherFor(connectMs: number): Pool {
     let pool = this.dispatchers.get(connectMs);
     if (!pool) {
+      const offerHttp2 = this.http2 && this.secure;
+      const connect = this.secure
+        ? keepTlsErrors(buildConnector({ timeout: connectMs, ...this.tlsOptions, allowH2: offerHttp2 }))
+        : { timeout: connectMs, ...(this.http2 ? { useH2c: true } : {}) };
       pool = new Pool(this.origin, {
-        connect: this.secure ? keepTlsErrors(buildConnector({ timeout: connectMs, ...this.tlsOptions })) : { timeout: connectMs },
+        connect,
         headersTimeout: this.timeouts.responseMs,
         bodyTimeout: this.timeouts.bodyIdleMs,
         keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
-        // One request per connection at a time: the proxy decides retries itself.
-        pipelining: 1,
+        // HTTP/1.1: one request per connection at a time (the proxy decides
+        // retries itself); HTTP/2: many streams on one connection.
+        pipelining: this.http2 && !this.secure ? HTTP2_STREAMS_PER_CONNECTION : 1,
+        ...(this.http2 ? { allowH2: true } : {}),
       });
+      // With ALPN the server decides per connection whether it speaks h2.
+      if (offerHttp2) pool.on('connect', onNegotiated);
       this.dispatchers.set(connectMs, pool);
     }
     return pool;
@@ -129,11 +146,25 @@ export class UpstreamServer {
  * the TLS error first keeps it, so the client gets SY_UPSTREAM_TLS, not a reset.
  */
 function keepTlsErrors(connect: buildConnector.connector): buildConnector.connector {
-  return (options, callback) => connect(options, (err, socket) => {
-    if (socket) (socket as Socket).prependListener('error', destroyOnTlsError);
-    // undici's callback type is a union of (err, null) and (null, socket).
-    (callback as (err: Error | null, socket: Socket | null) => void)(err, socket as Socket | null);
-  });
+  // undici calls its connector as a method of the client that connects.
+  return function connectKeepingTlsErrors(this: UndiciClient | undefined, options, callback) {
+    connect(options, (err, socket) => {
+      if (socket) {
+        (socket as Socket).prependListener('error', destroyOnTlsError);
+        if (this) this[kNegotiatedHttp2] = (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2';
+      }
+      // undici's callback type is a union of (err, null) and (null, socket).
+      (callback as (err: Error | null, socket: Socket | null) => void)(err, socket as Socket | null);
+    });
+  };
+}
+
+/** A connection the server took as HTTP/2 carries many requests at once; HTTP/1.1 one. */
+function onNegotiated(_origin: URL, targets: readonly unknown[]): void {
+  const client = targets[targets.length - 1] as UndiciClient | undefined;
+  if (!client) return;
+  const streams = client[kNegotiatedHttp2] ? HTTP2_STREAMS_PER_CONNECTION : 1;
+  if (client.pipelining !== streams) client.pipelining = streams;
 }
 
 function destroyOnTlsError(this: Socket, err: NodeJS.ErrnoException): void {

@@ -106,7 +106,7 @@ describe('unknown keys', () => {
 
   it('a key like no known one lists the keys expected there', T, () => {
     assert.deepEqual(problems(withRoutes(['      - zzzzqqq: 1', '        to: http://127.0.0.1:1'])), [
-      `${at(5, 9)}: sites[0].routes[0].zzzzqqq: unknown key "zzzzqqq" (expected one of: name, match, to, strip_prefix, rewrite, preserve_host, reverse_rewrite, request_headers, response_headers, redirect, respond, timeouts)`,
+      `${at(5, 9)}: sites[0].routes[0].zzzzqqq: unknown key "zzzzqqq" (expected one of: name, match, to, strip_prefix, rewrite, preserve_host, reverse_rewrite, request_headers, response_headers, redirect, respond, timeouts, websocket_over_http2)`,
     ]);
   });
 
@@ -549,9 +549,9 @@ describe('a valid config → the runtime model', () => {
 
   it('listeners: host and port parsed, ":PORT" is every interface, sites kept', T, () => {
     assert.deepEqual(load(text).config.listeners, [
-      { host: '127.0.0.1', port: 8080 },
-      { host: '::1', port: 8443, sites: ['main'] },
-      { host: '0.0.0.0', port: 9000 },
+      { host: '127.0.0.1', port: 8080, http2: false, websocketOverHttp2: true },
+      { host: '::1', port: 8443, sites: ['main'], http2: false, websocketOverHttp2: true },
+      { host: '0.0.0.0', port: 9000, http2: false, websocketOverHttp2: true },
     ]);
   });
 
@@ -623,7 +623,7 @@ describe('a valid config → the runtime model', () => {
     const defaults = {
       policy: undefined, sticky: 'none', stickySecret: SECRET, stickyCookieName: 'sy_affinity', failTimeoutMs: 10_000,
       passiveHealth: { maxFails: 1, failOn: ['connect', 'reset', 'timeout'], maxEjectMs: 300_000 }, closeTunnelsOnDown: false,
-      retries: 2, retryDeadlineMs: 10_000, queueSize: 0, queueTimeoutMs: 5_000, drainTimeoutMs: 300_000,
+      retries: 2, retryDeadlineMs: 10_000, queueSize: 0, queueTimeoutMs: 5_000, drainTimeoutMs: 300_000, http2: false,
     };
     assert.deepEqual(upstreams.get('ws://127.0.0.1:9080'), { ...defaults, name: 'ws://127.0.0.1:9080', servers: [{ url: 'ws://127.0.0.1:9080', weight: 1 }] });
     assert.deepEqual(upstreams.get('chat')?.servers, [{ url: 'http://127.0.0.1:8001', weight: 1 }, { url: 'http://127.0.0.1:8002', weight: 1 }]);
