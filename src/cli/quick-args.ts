@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { parseAddress } from '../config/address.js';
 import { parseDuration } from '../config/duration.js';
-import { withDefaults, type StickyMode, type SwitchyardConfig, type TimeoutConfig } from '../config/model.js';
+import { withDefaults, type AdminConfig, type StickyMode, type SwitchyardConfig, type TimeoutConfig } from '../config/model.js';
 import { ProxyError } from '../errors.js';
 import { parseServerUrl } from '../upstream/upstream-server.js';
 
@@ -25,6 +25,11 @@ Forward HTTP and WebSocket traffic arriving on one listener to one or more backe
   --response-timeout DURATION  backend response-header timeout, then 504 (default 60s)
   --header-timeout DURATION    client must send its request headers within this (default 30s)
   --drain-timeout DURATION     on SIGTERM/SIGINT, time given to open requests and tunnels (default 30s)
+  --access-log PATH|-|off  one line per request and per tunnel: a file (reopened on SIGUSR1),
+                           - for stdout (the default), or off
+  --access-log-format json|combined   (default json)
+  --admin HOST:PORT        admin listener: dashboard at /, Prometheus /metrics, JSON API /api/
+                           (off when not given; bearer token from SWITCHYARD_ADMIN_TOKEN if set)
   -h, --help               show this help
 
 Durations take a unit: ms, s, m or h (e.g. 500ms, 30s, 5m, 1h).`;
@@ -41,6 +46,9 @@ const OPTIONS = {
   'response-timeout': { type: 'string' },
   'header-timeout': { type: 'string' },
   'drain-timeout': { type: 'string' },
+  'access-log': { type: 'string' },
+  'access-log-format': { type: 'string' },
+  admin: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -94,7 +102,18 @@ export function parseQuickArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
     }
     timeouts[field] = ms;
   }
+  const accessLogPath = values['access-log'] ?? '-';
+  const accessLogFormat = values['access-log-format'] ?? 'json';
+  if (accessLogFormat !== 'json' && accessLogFormat !== 'combined') throw usageError(`--access-log-format ${accessLogFormat}: expected json or combined`);
+  let admin: AdminConfig | undefined;
+  if (values.admin !== undefined) {
+    const address = parseAddress(values.admin);
+    if (!address) throw usageError(`--admin ${values.admin}: expected HOST:PORT, e.g. 127.0.0.1:9901`);
+    admin = { host: address.host, port: address.port, ...(env.SWITCHYARD_ADMIN_TOKEN ? { token: env.SWITCHYARD_ADMIN_TOKEN } : {}) };
+  }
   const config = withDefaults({
+    ...(accessLogPath === 'off' ? {} : { accessLog: { path: accessLogPath, format: accessLogFormat } }),
+    ...(admin ? { admin } : {}),
     listeners: [{ host: listen.host, port: listen.port, ...(tls ? { tls } : {}) }],
     upstream: { servers, sticky, ...(env.SWITCHYARD_SECRET ? { stickySecret: env.SWITCHYARD_SECRET } : {}) },
     timeouts,

@@ -1,3 +1,5 @@
+import type { AccessLogConfig } from '../observe/access-log.js';
+
 /**
  * The runtime configuration model. Both front ends produce it: the quick-mode
  * flags (one site, one catch-all route, one upstream) and the config file.
@@ -199,8 +201,19 @@ export interface SiteConfig {
   readonly routes: readonly RouteConfig[];
 }
 
+export interface AdminConfig {
+  readonly host: string;
+  readonly port: number;
+  /** Bearer token the admin API requires; undefined: none. */
+  readonly token?: string;
+}
+
 export interface SwitchyardConfig {
   readonly listeners: readonly ListenerConfig[];
+  /** undefined: no access log. */
+  readonly accessLog?: AccessLogConfig;
+  /** undefined: no admin listener. */
+  readonly admin?: AdminConfig;
   readonly sites: readonly SiteConfig[];
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly timeouts: TimeoutConfig;
@@ -228,6 +241,8 @@ export const DEFAULTS = {
 /** Quick mode's shape: one listener set, one upstream, every request to it. */
 export type SwitchyardConfigInput = {
   listeners: ListenerConfig[];
+  accessLog?: AccessLogConfig;
+  admin?: AdminConfig;
   upstream: { servers: readonly string[]; sticky?: StickyMode; stickySecret?: string; stickyCookieName?: string; failTimeoutMs?: number };
   timeouts?: Partial<TimeoutConfig>;
   limits?: Partial<LimitConfig>;
@@ -265,6 +280,8 @@ export function withDefaults(input: SwitchyardConfigInput, randomSecret: () => s
     timeouts,
     limits: { ...DEFAULTS.limits, ...input.limits },
     workers: input.workers ?? DEFAULTS.workers,
+    ...(input.accessLog ? { accessLog: input.accessLog } : {}),
+    ...(input.admin ? { admin: input.admin } : {}),
   };
 }
 

@@ -210,6 +210,14 @@ export const ConfigFileSchema = z.strictObject({
     max_header_bytes: z.number().int().min(1024).max(1024 * 1024).optional().describe('Default 16384.'),
   }).default({}),
   workers: z.number().int().min(1).max(256).default(1),
+  access_log: z.union([z.literal(false), z.strictObject({
+    path: z.string().min(1).default('-').describe('File to append to (its folder is created), or "-" for stdout. Reopened on SIGUSR1.'),
+    format: z.enum(['json', 'combined']).default('json'),
+  })]).default({ path: '-', format: 'json' }).describe('One line per request and per tunnel. false: none.'),
+  admin: z.strictObject({
+    address: Address.default('127.0.0.1:9901').describe('Where the admin listener (dashboard, /metrics, /api/) listens.'),
+    token: z.string().min(16).optional().describe('Bearer token every admin request must carry (Authorization: Bearer TOKEN). Default: none.'),
+  }).optional().describe('The admin listener. Default: off.'),
 });
 
 export type ConfigFile = z.output<typeof ConfigFileSchema>;

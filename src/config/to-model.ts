@@ -9,7 +9,7 @@ import { didYouMean, formatPath, type ConfigIssue } from './config-error.js';
 import { parseDuration } from './duration.js';
 import type { Locate } from './load.js';
 import {
-  DEFAULTS, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
+  DEFAULTS, type AdminConfig, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
   type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type TlsFiles, type UpstreamConfig,
 } from './model.js';
 import { UpstreamSchema, type ConfigFile, type MatchFile, type RouteFile, type UpstreamFile } from './schema.js';
@@ -66,12 +66,17 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
       http2: listener.http2 ?? tls !== undefined, websocketOverHttp2: listener.websocket_over_http2,
     };
   });
+  const admin = file.admin && adminModel(file.admin, report);
   for (const shadow of findShadowedRoutes(sites)) {
     const path = shadow.site.split(/[[\].]+/).filter(Boolean).map((part) => (/^\d+$/.test(part) ? Number(part) : part));
     report([...path, 'routes', shadow.routeIndex], shadow.message, shadow.certain ? 'error' : 'warning');
   }
   return {
-    config: { listeners, sites, upstreams, timeouts, limits: { maxHeaderBytes: file.limits.max_header_bytes ?? DEFAULTS.limits.maxHeaderBytes }, workers: file.workers },
+    config: {
+      listeners, sites, upstreams, timeouts, limits: { maxHeaderBytes: file.limits.max_header_bytes ?? DEFAULTS.limits.maxHeaderBytes }, workers: file.workers,
+      ...(file.access_log === false ? {} : { accessLog: { path: file.access_log.path === '-' ? '-' : resolve(dirname(resolve(context.file)), file.access_log.path), format: file.access_log.format } }),
+      ...(admin ? { admin } : {}),
+    },
     issues,
   };
 }
@@ -361,4 +366,15 @@ function readPem(file: string, path: Path, context: ModelContext, report: Report
     report(path, `cannot read ${full} (${code === 'ENOENT' ? 'no such file' : (code ?? String(err))})`);
     return Buffer.alloc(0);
   }
+}
+
+function adminModel(admin: NonNullable<ConfigFile['admin']>, report: Report): AdminConfig | undefined {
+  const address = parseAddress(admin.address);
+  if (!address) {
+    report(['admin', 'address'], `expected HOST:PORT, found "${admin.address}"`);
+    return undefined;
+  }
+  const loopback = address.host === '127.0.0.1' || address.host === '::1' || address.host === 'localhost';
+  if (!loopback && admin.token === undefined) report(['admin', 'address'], 'the admin listener is reachable from other hosts without a token; set admin.token', 'warning');
+  return { host: address.host, port: address.port, ...(admin.token !== undefined ? { token: admin.token } : {}) };
 }

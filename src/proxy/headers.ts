@@ -64,6 +64,9 @@ export interface ForwardContext {
   readonly localPort: string;
   /** Strict-Transport-Security for responses on this listener, if configured. */
   readonly hsts?: string;
+  readonly clientPort: number;
+  /** The listener's address as the logs name it. */
+  readonly listener: string;
 }
 
 /**

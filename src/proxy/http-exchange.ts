@@ -12,9 +12,12 @@ import { respondWithError } from './raw-response.js';
 import { responseHeadersFor } from './response-headers.js';
 import { failureKind, safeToResend, UpstreamAttempt } from './upstream-attempt.js';
 import { UpstreamRequestHeaders } from './upstream-request-headers.js';
+import { requestRecord, type RequestStart } from '../observe/request-record.js';
+import type { IncomingMessage } from 'node:http';
 
 const kExchange = Symbol('switchyard.exchange');
 type TrackedResponse = ServerResponse & { [kExchange]?: HttpExchange };
+type TrackedRequest = IncomingMessage & { [kExchange]?: HttpExchange };
 
 /**
  * One proxied HTTP request: a server of the route's pool (UpstreamAttempt picks
@@ -30,6 +33,13 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   private sent = false;
   private readonly headers: UpstreamRequestHeaders;
   private readonly http2: boolean;
+  // What the access log and metrics get when the exchange ends.
+  bytesIn = 0;
+  private bytesOut = 0;
+  private status = 0;
+  private connectedAt: number | undefined;
+  private headersAt: number | undefined;
+  private errorCode: string | undefined;
 
   constructor(
     private readonly context: ProxyContext,
@@ -37,6 +47,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     private readonly facts: RequestFacts,
     private readonly res: ServerResponse,
     private readonly forward: ForwardContext,
+    private readonly arrival: RequestStart,
   ) {
     super(decision.route.pool!, context.log);
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, false);
@@ -62,6 +73,8 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
       // undici destroys a body stream when the upstream fails mid-request; a
       // PassThrough in between keeps the client's connection able to get a 502.
       this.body = req.pipe(new PassThrough());
+      (req as TrackedRequest)[kExchange] = this;
+      req.on('data', onRequestData);
     }
     this.pick();
   }
@@ -98,6 +111,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
 
   onConnect(abort: (err?: Error) => void): void {
     this.sent = true;
+    this.connectedAt = performance.now();
     this.abortUpstream = abort;
     if (this.done) abort(new ProxyError('SY_CLIENT_CLOSED'));
   }
@@ -106,6 +120,8 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     if (statusCode < 200) return true; // 1xx: Node already answered 100-continue; others are dropped
     const server = this.server;
     if (this.done || !server) return false;
+    this.headersAt = performance.now();
+    this.status = statusCode;
     if (statusCode >= 500) this.pool.recordFailure(server, '5xx', Date.now());
     else this.pool.recordSuccess(server);
     this.resumeUpstream = resume;
@@ -119,6 +135,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   }
 
   onData(chunk: Buffer): boolean {
+    this.bytesOut += chunk.length;
     if (this.res.write(chunk)) return true;
     // Pause undici until the client catches up; most responses never get here.
     this.res.once('drain', onResponseDrain);
@@ -149,6 +166,8 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     if (this.done) return;
     // finish() first, so the abort's own onError is not logged as an upstream failure.
     const abort = this.abortUpstream;
+    this.errorCode ??= 'SY_CLIENT_CLOSED';
+    if (!this.res.headersSent) this.status = 499;
     this.finish();
     abort?.(new ProxyError('SY_CLIENT_CLOSED'));
   }
@@ -158,6 +177,8 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   }
 
   protected fail(error: ProxyError): void {
+    if (!this.res.headersSent) this.status = error.status;
+    this.errorCode = error.code;
     respondWithError(this.res, error);
     this.finish();
   }
@@ -172,7 +193,18 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
       this.body.destroy();
     }
     this.context.registry.requestFinished();
+    const route = this.decision.route;
+    const observer = this.context.observer;
+    observer.requestEnded(requestRecord(this.arrival, {
+      requestId: this.headers.requestId, route, status: this.status, bytesIn: this.bytesIn, bytesOut: this.bytesOut,
+      connectedAt: this.connectedAt, headersAt: this.headersAt, upstream: this.lastServer?.url, retries: this.retries, error: this.errorCode,
+    }), observer.statsFor(route));
   }
+}
+
+function onRequestData(this: TrackedRequest, chunk: Buffer): void {
+  const exchange = this[kExchange];
+  if (exchange) exchange.bytesIn += chunk.length;
 }
 
 function hasHeader(headers: readonly string[], lowerName: string): boolean {

@@ -6,6 +6,8 @@ import { normaliseHost } from '../router/host-map.js';
 import { requestFacts } from '../router/request-facts.js';
 import type { RequestFacts } from '../router/route-matcher.js';
 import type { RouteDecision } from '../router/router.js';
+import type { CompiledRoute } from '../router/compiled-route.js';
+import { requestRecord, requestStart, type RequestStart } from '../observe/request-record.js';
 import { isHttp2, isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -14,7 +16,8 @@ import { Http1HandshakeClient, Http2HandshakeClient } from './handshake-client.j
 import { WebSocketHandshake } from './websocket-handshake.js';
 
 /** Where a request goes next: refused with an error, answered locally, or proxied. */
-type Disposition = ProxyError | { readonly status: number; readonly headers: string[]; readonly body: string } | RouteDecision;
+type LocalAnswer = { readonly status: number; readonly headers: string[]; readonly body: string; readonly answeredBy?: CompiledRoute };
+type Disposition = ProxyError | LocalAnswer | RouteDecision;
 
 /**
  * The request lifecycle in one place (see docs/lifecycle.md): admit the request,
@@ -34,13 +37,28 @@ export class ProxyPipeline {
       this.context.registry.counts.http1Requests++;
     }
     const facts = requestFacts(req, false);
+    const forward = this.forwardContext(req.socket);
+    const arrival = requestStart(req, facts.method, req.url ?? facts.path, forward);
     const next = this.dispose(req, facts);
-    if (next instanceof ProxyError) respondWithError(res, next);
-    else if ('route' in next) new HttpExchange(this.context, next, facts, res, this.forwardContext(req.socket)).start();
-    else {
+    if (next instanceof ProxyError) {
+      respondWithError(res, next);
+      this.answeredLocally(arrival, next.status, undefined, next);
+    } else if ('route' in next) {
+      new HttpExchange(this.context, next, facts, res, forward, arrival).start();
+    } else {
       res.writeHead(next.status, next.headers);
       res.end(next.body);
+      this.answeredLocally(arrival, next.status, next.answeredBy, undefined, Buffer.byteLength(next.body));
     }
+  }
+
+  /** The access log line and counters of a request the proxy answered itself. */
+  private answeredLocally(arrival: RequestStart, status: number, route: CompiledRoute | undefined, error: ProxyError | undefined, bytesOut = 0): void {
+    const observer = this.context.observer;
+    observer.requestEnded(requestRecord(arrival, {
+      requestId: undefined, route, status, bytesIn: 0, bytesOut, connectedAt: undefined, headersAt: undefined,
+      upstream: undefined, retries: 0, error: error?.code,
+    }), route && observer.statsFor(route));
   }
 
   /**
@@ -56,10 +74,18 @@ export class ProxyPipeline {
     }
     this.context.registry.counts.http1WebSockets++;
     const facts = requestFacts(req, true);
+    const forward = this.forwardContext(socket);
+    const arrival = requestStart(req, facts.method, req.url ?? facts.path, forward);
     const next = this.dispose(req, facts);
-    if (next instanceof ProxyError) writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
-    else if ('route' in next) new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, this.forwardContext(socket)).start();
-    else writeRawAnswer(socket, next.status, next.headers, next.body);
+    if (next instanceof ProxyError) {
+      writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
+      this.answeredLocally(arrival, next.status, undefined, next);
+    } else if ('route' in next) {
+      new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, forward, arrival).start();
+    } else {
+      writeRawAnswer(socket, next.status, next.headers, next.body);
+      this.answeredLocally(arrival, next.status, next.answeredBy, undefined, Buffer.byteLength(next.body));
+    }
   }
 
   /**
@@ -72,15 +98,21 @@ export class ProxyPipeline {
     req.headers.host ??= req.headers[':authority'] as string | undefined;
     this.context.registry.counts.http2WebSockets++;
     const facts = { ...requestFacts(req, true), method: 'GET' };
-    const next = this.dispose(req, facts);
+    const forward = this.forwardContext(req.socket);
+    const arrival = requestStart(req, 'CONNECT', req.url ?? facts.path, forward);
+    let next = this.dispose(req, facts);
     const client = new Http2HandshakeClient(res);
     client.stream.on('error', ignoreSocketError);
-    if (next instanceof ProxyError) client.fail(next);
-    else if ('route' in next && next.route.config.websocketOverHttp2 === false) client.fail(new ProxyError('SY_HTTP2_WEBSOCKET_OFF', next.route.label));
-    else if ('route' in next) new WebSocketHandshake(this.context, next, facts, client, EMPTY, this.forwardContext(req.socket)).start();
-    else {
+    if ('route' in next && next.route.config.websocketOverHttp2 === false) next = new ProxyError('SY_HTTP2_WEBSOCKET_OFF', next.route.label);
+    if (next instanceof ProxyError) {
+      client.fail(next);
+      this.answeredLocally(arrival, next.status, undefined, next);
+    } else if ('route' in next) {
+      new WebSocketHandshake(this.context, next, facts, client, EMPTY, forward, arrival).start();
+    } else {
       res.writeHead(next.status, Object.fromEntries(pairs(next.headers)));
       res.end(next.body);
+      this.answeredLocally(arrival, next.status, next.answeredBy, undefined, Buffer.byteLength(next.body));
     }
   }
 
@@ -108,7 +140,7 @@ export class ProxyPipeline {
     if (action.kind === 'respond') {
       const headers = ['Content-Type', action.contentType, 'Content-Length', String(Buffer.byteLength(action.body))];
       if (listener?.hsts !== undefined) headers.push('Strict-Transport-Security', listener.hsts);
-      return { status: action.status, headers, body: action.body };
+      return { status: action.status, headers, body: action.body, answeredBy: decision.route };
     }
     const template = decision.route.redirectLocation!;
     let location = template.expand({
@@ -119,7 +151,7 @@ export class ProxyPipeline {
     // A path of "//evil.example" (or "/\evil.example": browsers read \ as /) must
     // not turn "$path..." into a link to another host.
     if (LEADING_SLASHES.test(location) && !LEADING_SLASHES.test(template.source)) location = location.replace(LEADING_SLASHES, '/');
-    return redirect(action.status, location, listener?.hsts);
+    return { ...redirect(action.status, location, listener?.hsts), answeredBy: decision.route };
   }
 
   /** Computed once per connection: keep-alive requests reuse it. */
@@ -127,7 +159,12 @@ export class ProxyPipeline {
     const known = (socket as ForwardingSocket)[kForward];
     if (known) return known;
     const hsts = this.context.runtime.config.listeners[this.listenerIndex]?.hsts;
-    const context = { clientAddress: normaliseAddress(socket.remoteAddress), secure: this.secure, localPort: String(socket.localPort ?? 0), ...(hsts !== undefined ? { hsts } : {}) };
+    const listener = this.context.runtime.config.listeners[this.listenerIndex];
+    const context = {
+      clientAddress: normaliseAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0, secure: this.secure, localPort: String(socket.localPort ?? 0),
+      listener: listener ? `${listener.host.includes(':') ? `[${listener.host}]` : listener.host}:${socket.localPort ?? listener.port}` : String(this.listenerIndex),
+      ...(hsts !== undefined ? { hsts } : {}),
+    };
     (socket as ForwardingSocket)[kForward] = context;
     return context;
   }
@@ -145,7 +182,7 @@ function pairs(flat: readonly string[]): [string, string][] {
 const kForward = Symbol('switchyard.forward');
 type ForwardingSocket = Socket & { [kForward]?: ForwardContext };
 
-function redirect(status: number, location: string, hsts: string | undefined): Disposition {
+function redirect(status: number, location: string, hsts: string | undefined): LocalAnswer {
   const body = `Redirecting to ${location}\n`;
   const headers = ['Location', location, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))];
   if (hsts !== undefined) headers.push('Strict-Transport-Security', hsts);

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import type { Observer } from '../observe/observer.js';
 import type { ConnectionRegistry } from '../server/connection-registry.js';
 import type { Runtime } from '../server/runtime.js';
 
@@ -8,4 +9,6 @@ export interface ProxyContext {
   runtime: Runtime;
   readonly registry: ConnectionRegistry;
   readonly log: Logger;
+  /** Access log, metrics and recent errors. */
+  readonly observer: Observer;
 }

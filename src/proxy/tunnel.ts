@@ -2,6 +2,11 @@ import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Closable, ConnectionRegistry } from '../server/connection-registry.js';
+import { FrameTracker } from './frames/frame-tracker.js';
+import type { Observer } from '../observe/observer.js';
+import type { RouteStats } from '../observe/route-stats.js';
+import type { ClosedBy, TunnelRecord } from '../observe/records.js';
+import type { TunnelView } from '../observe/metrics.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 
@@ -10,7 +15,23 @@ const kTunnel = Symbol('switchyard.tunnel');
 export type TunnelClient = Socket | Http2Stream;
 type TunnelSocket = TunnelClient & { [kTunnel]?: Tunnel };
 
-export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown' | 'drain' | 'down';
+export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown' | 'drain' | 'down' | 'admin';
+
+const CLOSED_BY: Record<TunnelEndReason, ClosedBy> = {
+  client: 'client', upstream: 'backend', idle: 'idle_timeout', error: 'error', shutdown: 'shutdown', drain: 'drain', down: 'server_down', admin: 'admin',
+};
+
+/** What the handshake knew, for the tunnel's log line, metrics and the admin API. */
+export interface TunnelOrigin {
+  /** The request's log record as the 101 left it; the tunnel's record extends it. */
+  readonly request: Omit<TunnelRecord, 'type' | 'session_ms' | 'bytes_from_client' | 'bytes_from_backend' | 'messages_from_client'
+    | 'messages_from_backend' | 'client_close' | 'backend_close' | 'closed_by' | 'malformed'>;
+  readonly stats: RouteStats;
+  readonly upstreamName: string;
+  readonly observer: Observer;
+}
+
+let nextTunnelId = 1;
 
 const CLIENT_READ_ENDED = 1;
 const UPSTREAM_READ_ENDED = 2;
@@ -23,11 +44,20 @@ const KEEPALIVE_DELAY_MS = 60_000;
  * allocated per chunk. Backpressure pauses the fast side; a FIN is passed on;
  * an error on either side destroys both; the idle timer watches bytes both ways.
  */
-export class Tunnel implements Closable {
+export class Tunnel implements Closable, TunnelView {
+  readonly id = nextTunnelId++;
   bytesFromClient = 0;
   bytesFromUpstream = 0;
   endReason: TunnelEndReason | undefined;
+  /** Frame headers seen each way: messages, pings, close codes (nothing is changed). */
+  readonly fromClient = new FrameTracker({ expectMasked: true });
+  readonly fromUpstream = new FrameTracker({ expectMasked: false });
+  /** performance.now() when the tunnel opened. */
+  readonly openedAt = performance.now();
+  readonly openedAtWall = Date.now();
   private readEnded = 0;
+  /** Which side's close frame came first: 0 none yet, else CLIENT_READ_ENDED or UPSTREAM_READ_ENDED. */
+  firstClose = 0;
 
   constructor(
     readonly client: TunnelClient,
@@ -36,6 +66,7 @@ export class Tunnel implements Closable {
     private readonly pool: UpstreamPool,
     private readonly registry: ConnectionRegistry,
     idleTimeoutMs: number,
+    readonly origin: TunnelOrigin,
   ) {
     (client as TunnelSocket)[kTunnel] = this;
     (upstream as TunnelSocket)[kTunnel] = this;
@@ -62,6 +93,40 @@ export class Tunnel implements Closable {
     upstream.on('drain', onUpstreamDrain);
     client.on('data', onClientData);
     upstream.on('data', onUpstreamData);
+  }
+
+  get stats(): RouteStats {
+    return this.origin.stats;
+  }
+
+  get upstreamName(): string {
+    return this.origin.upstreamName;
+  }
+
+  get serverUrl(): string {
+    return this.server.url;
+  }
+
+  messagesFromClient(): number {
+    return this.fromClient.messages;
+  }
+
+  messagesFromUpstream(): number {
+    return this.fromUpstream.messages;
+  }
+
+  /** Bytes that arrived with the handshake (after the 101, or after the request head) go first. */
+  sendEarly(toClient: Buffer, toUpstream: Buffer): void {
+    if (toClient.length > 0) {
+      this.bytesFromUpstream += toClient.length;
+      this.fromUpstream.feed(toClient);
+      this.client.write(toClient);
+    }
+    if (toUpstream.length > 0) {
+      this.bytesFromClient += toUpstream.length;
+      this.fromClient.feed(toUpstream);
+      this.upstream.write(toUpstream);
+    }
   }
 
   destroy(reason: TunnelEndReason): void {
@@ -92,6 +157,34 @@ export class Tunnel implements Closable {
     const upstream = this.upstream as TunnelSocket;
     client[kTunnel] = undefined;
     upstream[kTunnel] = undefined;
+    this.report();
+  }
+
+  private report(): void {
+    const { fromClient, fromUpstream, origin } = this;
+    origin.observer.tunnelEnded({
+      ...origin.request,
+      type: 'tunnel',
+      session_ms: Math.round((performance.now() - this.openedAt) * 1000) / 1000,
+      bytes_from_client: this.bytesFromClient,
+      bytes_from_backend: this.bytesFromUpstream,
+      messages_from_client: fromClient.messages,
+      messages_from_backend: fromUpstream.messages,
+      client_close: { code: fromClient.closeSeen ? fromClient.closeCode ?? 1005 : undefined, reason: fromClient.closeReason },
+      backend_close: { code: fromUpstream.closeSeen ? fromUpstream.closeCode ?? 1005 : undefined, reason: fromUpstream.closeReason },
+      closed_by: this.closedBy(),
+      malformed: fromClient.malformed ?? fromUpstream.malformed,
+    }, origin.stats);
+  }
+
+  /** The side that sent the first close frame closed; else what ended the pipe. */
+  private closedBy(): ClosedBy {
+    const reason = this.endReason ?? 'client';
+    if (reason === 'client' || reason === 'upstream') {
+      if (this.firstClose === CLIENT_READ_ENDED) return 'client';
+      if (this.firstClose === UPSTREAM_READ_ENDED) return 'backend';
+    }
+    return CLOSED_BY[reason];
   }
 
   readEnd(side: number): void {
@@ -143,6 +236,8 @@ function onClientData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel];
   if (!tunnel) return;
   tunnel.bytesFromClient += chunk.length;
+  tunnel.fromClient.feed(chunk);
+  if (tunnel.firstClose === 0 && tunnel.fromClient.closeSeen) tunnel.firstClose = CLIENT_READ_ENDED;
   if (!tunnel.upstream.write(chunk)) this.pause();
 }
 
@@ -150,6 +245,8 @@ function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel];
   if (!tunnel) return;
   tunnel.bytesFromUpstream += chunk.length;
+  tunnel.fromUpstream.feed(chunk);
+  if (tunnel.firstClose === 0 && tunnel.fromUpstream.closeSeen) tunnel.firstClose = UPSTREAM_READ_ENDED;
   if (!tunnel.client.write(chunk)) this.pause();
 }
 

@@ -14,9 +14,13 @@ import type { Waiter } from '../upstream/wait-queue.js';
  */
 export abstract class UpstreamAttempt implements Waiter {
   protected server: UpstreamServer | undefined;
+  /** The server of the latest attempt, kept for the access log. */
+  protected lastServer: UpstreamServer | undefined;
   /** Set-Cookie for cookie affinity (re-pinning), if the selection asked for one. */
   protected setCookie: string | undefined;
   protected done = false;
+  /** Servers tried after the first (the access log's retries). */
+  protected retries = 0;
   private tried: UpstreamServer[] | undefined;
   private lastError: ProxyError | undefined;
   private retriesLeft: number;
@@ -48,6 +52,7 @@ export abstract class UpstreamAttempt implements Waiter {
     }
     const server = selection.server;
     this.server = server;
+    this.lastServer = server;
     this.setCookie = selection.setCookie;
     this.pool.acquire(server);
     this.begin(server);
@@ -77,6 +82,8 @@ export abstract class UpstreamAttempt implements Waiter {
     this.lastError = error;
     if (retryable && this.retriesLeft > 0 && Date.now() < this.deadline) {
       this.retriesLeft--;
+      this.retries++;
+      this.pool.retries++;
       this.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream failed before answering; trying another server');
       this.pick();
       return;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { CompiledRoute } from '../router/compiled-route.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
@@ -10,6 +11,8 @@ import { upstreamRequestHeaders, type ForwardContext } from './headers.js';
  * Host (the client's, or the server's own when preserve_host is off).
  */
 export class UpstreamRequestHeaders {
+  /** The client's X-Request-Id, or one made here and sent upstream. */
+  readonly requestId: string;
   private readonly headers: string[];
   /** Index of the Host value when it must follow the chosen server, else -1. */
   private readonly hostValueAt: number;
@@ -22,6 +25,7 @@ export class UpstreamRequestHeaders {
       if (req.headers['sec-websocket-version'] === undefined) headers.push('Sec-WebSocket-Version', '13');
     }
     if (route.requestHeaders) headers = applyHeaderActions(headers, route.requestHeaders);
+    this.requestId = requestIdOf(headers);
     const action = route.config.action;
     let hostValueAt = -1;
     if (action.kind === 'proxy' && !action.preserveHost) {
@@ -44,4 +48,26 @@ export class UpstreamRequestHeaders {
     if (this.hostValueAt >= 0) this.headers[this.hostValueAt] = server.authority;
     return this.headers;
   }
+}
+
+const REQUEST_ID = /^[\x21-\x7e]{1,200}$/;
+
+/**
+ * The request id the backend and the access log see: the client's (or an
+ * earlier proxy's) X-Request-Id when it is a sane token, else a new UUID, which
+ * replaces an unusable one.
+ */
+function requestIdOf(headers: string[]): string {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length !== 12 || name.toLowerCase() !== 'x-request-id') continue;
+    const value = headers[i + 1] as string;
+    if (REQUEST_ID.test(value)) return value;
+    const id = randomUUID();
+    headers[i + 1] = id;
+    return id;
+  }
+  const id = randomUUID();
+  headers.push('X-Request-Id', id);
+  return id;
 }

@@ -14,6 +14,7 @@ import { responseHeadersFor } from './response-headers.js';
 import { Tunnel } from './tunnel.js';
 import { failureKind, UpstreamAttempt } from './upstream-attempt.js';
 import { UpstreamRequestHeaders } from './upstream-request-headers.js';
+import { requestRecord, type RequestStart } from '../observe/request-record.js';
 
 type OwnedSocket = Socket & { _httpMessage?: unknown };
 
@@ -35,6 +36,11 @@ export class WebSocketHandshake extends UpstreamAttempt {
   private readonly req: IncomingMessage;
   /** The key the proxy made (HTTP/2 clients send none); undefined when the client's own passes. */
   private readonly key: string | undefined;
+  // What the access log gets for a handshake that does not become a tunnel.
+  private status = 0;
+  private errorCode: string | undefined;
+  private connectedAt: number | undefined;
+  private headersAt: number | undefined;
 
   constructor(
     private readonly context: ProxyContext,
@@ -43,6 +49,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
     private readonly client: HandshakeClient,
     private readonly clientHead: Buffer,
     private readonly forward: ForwardContext,
+    private readonly arrival: RequestStart,
   ) {
     super(decision.route.pool!, context.log);
     this.req = facts.req;
@@ -94,6 +101,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
 
   private readonly onConnected = (): void => {
     this.connected = true;
+    this.connectedAt = performance.now();
     clearTimeout(this.connectTimer);
   };
 
@@ -108,6 +116,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
 
   private readonly onUpgrade = (res: IncomingMessage, upstream: Socket, upstreamHead: Buffer): void => {
     const server = this.server;
+    this.headersAt = performance.now();
     if (this.done || !server || res.statusCode !== 101) {
       upstream.destroy();
       if (!this.done) this.fail(new ProxyError('SY_UPSTREAM_BAD_RESPONSE', `upgrade answered ${res.statusCode}`));
@@ -126,13 +135,27 @@ export class WebSocketHandshake extends UpstreamAttempt {
     upstream.removeAllListeners('timeout');
     upstream.setTimeout(0);
     this.client.accept(res.statusMessage ?? '', responseHeadersFor(res.rawHeaders, true, this.decision.route, server, this.clientView(), this.setCookie));
-    if (upstreamHead.length > 0) client.write(upstreamHead);
-    if (this.clientHead.length > 0) upstream.write(this.clientHead);
     // The tunnel takes over the server's count from here.
     this.server = undefined;
+    this.status = 101;
     this.complete();
-    new Tunnel(client, upstream, server, this.pool, this.context.registry, this.decision.route.config.timeouts.tunnelIdleMs);
+    const route = this.decision.route;
+    const observer = this.context.observer;
+    const stats = observer.statsFor(route);
+    const { type: _request, bytes_in: _in, bytes_out: _out, ...request } = this.record();
+    observer.tunnelOpened(stats, (performance.now() - this.arrival.t0) / 1000);
+    const tunnel = new Tunnel(client, upstream, server, this.pool, this.context.registry, route.config.timeouts.tunnelIdleMs, {
+      request, stats, upstreamName: this.pool.config.name, observer,
+    });
+    tunnel.sendEarly(upstreamHead, this.clientHead);
   };
+
+  private record(): ReturnType<typeof requestRecord> {
+    return requestRecord(this.arrival, {
+      requestId: this.headers.requestId, route: this.decision.route, status: this.status, bytesIn: 0, bytesOut: 0,
+      connectedAt: this.connectedAt, headersAt: this.headersAt, upstream: this.lastServer?.url, retries: this.retries, error: this.errorCode,
+    });
+  }
 
   private clientView(): { scheme: 'http' | 'https'; host: string } {
     return { scheme: this.forward.secure ? 'https' : 'http', host: this.req.headers.host ?? '' };
@@ -148,6 +171,8 @@ export class WebSocketHandshake extends UpstreamAttempt {
     if ((res.statusCode ?? 0) >= 500) this.pool.recordFailure(server, '5xx', Date.now());
     else this.pool.recordSuccess(server);
     this.request?.setTimeout(0);
+    this.headersAt = performance.now();
+    this.status = res.statusCode ?? 502;
     const headers = responseHeadersFor(res.rawHeaders, false, this.decision.route, server, this.clientView(), this.setCookie);
     res.on('end', () => this.request?.destroy());
     this.client.refuse(res.statusCode ?? 502, res.statusMessage ?? '', headers, res);
@@ -176,10 +201,14 @@ export class WebSocketHandshake extends UpstreamAttempt {
   private readonly onClientClose = (): void => {
     if (this.done) return;
     this.request?.destroy();
+    this.status = 499;
+    this.errorCode = 'SY_CLIENT_CLOSED';
     this.complete();
   };
 
   protected fail(error: ProxyError): void {
+    this.status = error.status;
+    this.errorCode = error.code;
     this.client.fail(error);
     this.complete();
   }
@@ -193,6 +222,8 @@ export class WebSocketHandshake extends UpstreamAttempt {
     this.client.stream.off('close', this.onClientClose);
     this.client.stream.off('end', this.onClientEnd);
     this.context.registry.requestFinished();
+    // A tunnel reports when it ends; a handshake that did not become one, now.
+    if (this.status !== 101) this.context.observer.requestEnded(this.record(), this.context.observer.statsFor(this.decision.route));
   }
 }
 

@@ -5,6 +5,7 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 import { RouteMatcher, type RequestFacts } from './route-matcher.js';
 import { Template } from './template.js';
+import type { RouteStats } from '../observe/route-stats.js';
 
 export type Captures = readonly (string | undefined)[];
 
@@ -17,8 +18,13 @@ export class CompiledRoute {
   readonly requestHeaders: CompiledHeaderActions | undefined;
   readonly responseHeaders: CompiledHeaderActions | undefined;
   private readonly reverseRewriters = new Map<UpstreamServer, ReverseRewriter | null>();
+  /** The route as logs and metrics name it: its name, else its place in the config. */
+  readonly name: string;
+  /** Counters for metrics and the admin API; a reload hands the same object to the route of the same name. */
+  stats: RouteStats | undefined;
 
-  constructor(readonly config: RouteConfig, pools: ReadonlyMap<string, UpstreamPool>) {
+  constructor(readonly config: RouteConfig, pools: ReadonlyMap<string, UpstreamPool>, readonly site = 'default') {
+    this.name = config.name ?? config.id;
     this.matcher = new RouteMatcher(config.match);
     const action = config.action;
     if (action.kind === 'proxy') {

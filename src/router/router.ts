@@ -26,7 +26,7 @@ export class Router {
   constructor(config: SwitchyardConfig, pools: ReadonlyMap<string, UpstreamPool>) {
     const routes: CompiledRoute[] = [];
     const compiled = config.sites.map((site) => {
-      const siteRoutes = site.routes.map((route) => new CompiledRoute(route, pools));
+      const siteRoutes = site.routes.map((route) => new CompiledRoute(route, pools, site.name ?? site.id));
       routes.push(...siteRoutes);
       const index = new PathIndex(siteRoutes);
       if (site.routes.some((route) => route.websocketOverHttp2 !== false && route.match.upgrade !== 'none')) this.http2WebSocketSites.add(index);

@@ -15,7 +15,7 @@ function onConnectionClose(this: RegisteredSocket): void {
 
 export interface Closable {
   /** Ends the tracked thing at once (both sockets of a tunnel). */
-  destroy(reason: 'shutdown' | 'drain' | 'down'): void;
+  destroy(reason: 'shutdown' | 'drain' | 'down' | 'admin'): void;
 }
 
 /**

@@ -5,6 +5,11 @@ import { ConfigError, formatIssue, type ConfigIssue } from '../config/config-err
 import { describeUpstreams, type SwitchyardConfig } from '../config/model.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Switchyard, type BoundAddress } from './switchyard.js';
+import { AccessLog } from '../observe/access-log.js';
+import { AdminServer } from '../admin/admin-server.js';
+import { LocalAdminBackend, type ReloadOutcome } from '../admin/admin-backend.js';
+import { ClusterAdminBackend } from '../admin/cluster-admin-backend.js';
+import { answerAdminRequests } from '../admin/worker-admin.js';
 
 export interface ReloadSource {
   /** Reads and validates the config again; throws ConfigError when it is unusable. */
@@ -24,7 +29,8 @@ export interface RunOptions {
 type ControlMessage =
   | { type: 'switchyard:listening'; addresses: BoundAddress[] }
   | { type: 'switchyard:stop'; now: boolean }
-  | { type: 'switchyard:reload' };
+  | { type: 'switchyard:reload' }
+  | { type: 'switchyard:reopen-logs' };
 
 /**
  * Runs a config until SIGTERM/SIGINT: in this process, or with `workers > 1` as a
@@ -34,16 +40,26 @@ type ControlMessage =
 export async function runProxy(config: SwitchyardConfig, options: RunOptions = {}): Promise<number> {
   const log = createLogger();
   if (config.workers > 1 && cluster.isPrimary) return runPrimary(config, log, options);
-  const proxy = await Switchyard.start(config, log);
+  const accessLog = config.accessLog && new AccessLog(config.accessLog, log);
+  const proxy = await Switchyard.start(config, log, accessLog ? { accessLog } : {});
+  const reload = options.reload && ((): ReloadOutcome => reloadFrom(options.reload as ReloadSource, proxy, log));
+  const admin = config.admin && !cluster.isWorker ? await AdminServer.start(config.admin, new LocalAdminBackend(proxy, reload), log) : undefined;
+  if (admin) log.info({ admin: `http://${config.admin!.host.includes(':') ? `[${config.admin!.host}]` : config.admin!.host}:${admin.port}/` }, 'admin listener ready');
+  if (cluster.isWorker && config.admin) answerAdminRequests(proxy, reload);
   if (cluster.isWorker) sendToPrimary({ type: 'switchyard:listening', addresses: proxy.addresses });
   else options.onListening?.(proxy.addresses);
+  // logrotate moved the file: write to a new one under the same name.
+  process.on('SIGUSR1', () => accessLog?.reopen());
   return new Promise((resolve) => {
     let draining = false;
     const stop = (now: boolean, why: string): void => {
       if (!draining) {
         draining = true;
         log.info({ why, drainMs: now ? 0 : config.timeouts.drainMs }, 'shutting down: draining requests and tunnels');
-        void proxy.shutdown(now ? 0 : undefined).then(() => resolve(0));
+        void Promise.all([proxy.shutdown(now ? 0 : undefined), admin?.close()]).then(() => {
+          accessLog?.flush();
+          resolve(0);
+        });
       } else if (now) {
         log.warn({ why }, 'closing everything now');
         proxy.registry.destroyAll('shutdown');
@@ -55,20 +71,20 @@ export async function runProxy(config: SwitchyardConfig, options: RunOptions = {
     const onSignal = (signal: NodeJS.Signals): void => stop(++signals > 1, signal);
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    const reload = options.reload && ((): void => reloadFrom(options.reload as ReloadSource, proxy, log));
     process.on('message', (message: ControlMessage) => {
       if (message?.type === 'switchyard:stop') stop(message.now, 'primary');
       else if (message?.type === 'switchyard:reload') reload?.();
+      else if (message?.type === 'switchyard:reopen-logs') accessLog?.reopen();
     });
     if (reload) {
-      process.on('SIGHUP', reload);
+      process.on('SIGHUP', () => reload());
       if (!cluster.isWorker) watchConfig(options.reload as ReloadSource, config, reload, log);
     }
   });
 }
 
 /** Loads the config again and swaps it in; a config that fails validation changes nothing. */
-function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): void {
+function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): ReloadOutcome {
   let config: SwitchyardConfig;
   try {
     const loaded = source.load();
@@ -77,12 +93,13 @@ function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): void 
   } catch (err) {
     const issues = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
     log.error({ file: source.file, issues }, 'reload rejected: the new config is invalid; the old one keeps serving');
-    return;
+    return { ok: false, errors: issues };
   }
   const restartOnly = restartOnlyChanges(proxy.config, config);
   proxy.reload(config);
   log.info({ file: source.file }, 'config reloaded');
   if (restartOnly.length > 0) log.warn({ file: source.file, settings: restartOnly }, `${restartOnly.join(', ')} changed: these apply after a restart`);
+  return { ok: true };
 }
 
 /** Settings a reload cannot apply to running listeners and processes. */
@@ -92,6 +109,8 @@ function restartOnlyChanges(before: SwitchyardConfig, after: SwitchyardConfig): 
   const listeners = (config: SwitchyardConfig): string => JSON.stringify(config.listeners.map(({ host, port, tls, sites }) => [host, port, Boolean(tls), sites ?? null]));
   if (listeners(before) !== listeners(after)) changed.push('listeners');
   if (before.workers !== after.workers) changed.push('workers');
+  if (JSON.stringify(before.accessLog) !== JSON.stringify(after.accessLog)) changed.push('access_log');
+  if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) changed.push('admin');
   if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) changed.push('limits');
   const { headerMs, keepAliveMs } = before.timeouts;
   if (headerMs !== after.timeouts.headerMs || keepAliveMs !== after.timeouts.keepAliveMs) changed.push('timeouts.header/keep_alive');
@@ -130,7 +149,17 @@ function watchConfig(source: ReloadSource, config: SwitchyardConfig, onChange: (
   if (certificates.length > 0) watchFiles(certificates, onChange, log, 'certificate files');
 }
 
-function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions): Promise<number> {
+async function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions): Promise<number> {
+  const source = options.reload;
+  const checkReload = source && ((): ReloadOutcome & { config?: SwitchyardConfig } => {
+    try {
+      return { ok: true, config: source.load().config };
+    } catch (err) {
+      return { ok: false, errors: err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message] };
+    }
+  });
+  const admin = config.admin ? await AdminServer.start(config.admin, new ClusterAdminBackend(config, checkReload), log) : undefined;
+  if (admin) log.info({ admin: `http://${config.admin!.host}:${admin.port}/` }, 'admin listener ready');
   // Workers must agree on the sticky secret, so the primary fixes it for all.
   const env = { SWITCHYARD_SECRET: [...config.upstreams.values()][0]?.stickySecret ?? '' };
   let listening = 0;
@@ -147,6 +176,9 @@ function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions):
     if (stopping) return;
     log.error({ worker: worker.process.pid, code, signal }, 'worker died; starting a new one');
     fork();
+  });
+  process.on('SIGUSR1', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) if (worker?.isConnected()) worker.send({ type: 'switchyard:reopen-logs' } satisfies ControlMessage);
   });
   if (options.reload) {
     const reloadAll = (): void => {
@@ -165,7 +197,7 @@ function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOptions):
       }
     };
     const checkDone = (): void => {
-      if (stopping && Object.keys(cluster.workers ?? {}).length === 0) resolve(0);
+      if (stopping && Object.keys(cluster.workers ?? {}).length === 0) void Promise.resolve(admin?.close()).then(() => resolve(0));
     };
     cluster.on('exit', checkDone);
     process.on('SIGTERM', onSignal);

@@ -7,6 +7,13 @@ import { ConnectionRegistry } from './connection-registry.js';
 import { closeIdleConnections, createListenerServer, updateCertificates, type ListenerServer } from './listener.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
+import { Observer } from '../observe/observer.js';
+import type { AccessLog } from '../observe/access-log.js';
+
+export interface SwitchyardOptions {
+  /** Where request and tunnel lines go; none: no access log (embedding, tests). */
+  readonly accessLog?: AccessLog;
+}
 
 export interface BoundAddress {
   readonly host: string;
@@ -23,12 +30,13 @@ export class Switchyard {
   private readonly closing = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
 
-  private constructor(config: SwitchyardConfig, private readonly log: Logger) {
-    this.context = { runtime: new Runtime(config, log), registry: this.registry, log };
+  private constructor(config: SwitchyardConfig, private readonly log: Logger, options: SwitchyardOptions) {
+    const observer = new Observer(this.registry, () => this.context.runtime.pools.values(), options.accessLog);
+    this.context = { runtime: new Runtime(config, log), registry: this.registry, log, observer };
   }
 
-  static async start(config: SwitchyardConfig, log: Logger): Promise<Switchyard> {
-    const proxy = new Switchyard(config, log);
+  static async start(config: SwitchyardConfig, log: Logger, options: SwitchyardOptions = {}): Promise<Switchyard> {
+    const proxy = new Switchyard(config, log, options);
     try {
       await proxy.listen();
     } catch (err) {
@@ -40,6 +48,10 @@ export class Switchyard {
 
   get runtime(): Runtime {
     return this.context.runtime;
+  }
+
+  get observer(): Observer {
+    return this.context.observer;
   }
 
   get config(): SwitchyardConfig {
@@ -91,6 +103,20 @@ export class Switchyard {
     pool.drain(server, deadlineMs);
     this.log.info({ upstream, server: url }, 'server draining');
     return true;
+  }
+
+  /** Closes one open tunnel by its id ("pid:n", as the admin API lists it). */
+  closeTunnel(id: string): boolean {
+    const [pid, number] = id.split(':');
+    if (pid !== String(process.pid)) return false;
+    for (const tunnel of this.registry.tunnels) {
+      if (String((tunnel as { id?: number }).id) === number) {
+        tunnel.destroy('admin');
+        this.log.info({ tunnel: id }, 'tunnel closed by the admin API');
+        return true;
+      }
+    }
+    return false;
   }
 
   undrainServer(upstream: string, url: string): boolean {

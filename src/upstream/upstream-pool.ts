@@ -47,6 +47,8 @@ export const FULL = 'full';
  */
 export class UpstreamPool {
   readonly servers: UpstreamServer[];
+  /** Requests and handshakes sent to another server after a failure (metrics). */
+  retries = 0;
   private readonly httpBalancer: Balancer;
   private readonly upgradeBalancer: Balancer;
   private readonly cookieAffinity: CookieAffinity | undefined;

@@ -65,6 +65,8 @@ export class UpstreamServer {
   consecutiveFailures = 0;
   /** Ejections in a row, without a success in between: the period doubles each time. */
   ejections = 0;
+  /** Every ejection since start (metrics). */
+  ejectionsTotal = 0;
   /** No new requests or tunnels; open ones stay until they end or the deadline. */
   draining = false;
   readonly tunnels = new Set<Closable>();
@@ -124,6 +126,7 @@ export class UpstreamServer {
   eject(now: number, baseMs: number, maxMs: number): void {
     this.ejectedUntil = now + Math.min(baseMs * 2 ** Math.min(this.ejections, 20), Math.max(baseMs, maxMs));
     this.ejections++;
+    this.ejectionsTotal++;
     this.consecutiveFailures = 0;
   }
 

@@ -267,7 +267,10 @@ test('start line names the address and backends; HTTP and WebSocket go through',
     assert.equal(origin.handshakes.length, 1);
     assert.equal(origin.handshakes[0]!.url, '/chat');
 
-    assert.equal(proxy.stdout.split('\n').filter((line) => line !== '').length, 1, `stdout is the start line only: ${JSON.stringify(proxy.stdout)}`);
+    // stdout: the start line, then the access log (JSON, one object per line).
+    const [startLine, ...logLines] = proxy.stdout.split('\n').filter((line) => line !== '');
+    assert.match(startLine ?? '', /^switchyard listening on /);
+    for (const line of logLines) assert.ok(['request', 'tunnel'].includes((JSON.parse(line) as { type: string }).type), line);
   } finally {
     await origin.close();
   }

@@ -1,0 +1,166 @@
+import { timingSafeEqual } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AdminConfig } from '../config/model.js';
+import type { Logger } from '../log/logger.js';
+import type { AdminBackend } from './admin-backend.js';
+import { DASHBOARD_HTML } from './dashboard-page.js';
+import { describeConfig } from './describe-config.js';
+
+const SNAPSHOT_INTERVAL_MS = 1_000;
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * The admin listener: the dashboard at /, Prometheus text at /metrics, and a
+ * JSON API under /api/ (read: config, stats, upstreams, tunnels, live events;
+ * act: drain and undrain a server, close a tunnel, reload). Every request needs
+ * the bearer token when one is configured.
+ */
+export class AdminServer {
+  private readonly server: http.Server;
+  private readonly feeds = new Set<ServerResponse>();
+  private feedTimer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly config: AdminConfig, private readonly backend: AdminBackend, private readonly log: Logger) {
+    this.server = http.createServer({ requireHostHeader: false }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.log.error({ err, path: req.url }, 'admin request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'SY_INTERNAL', message: (err as Error).message });
+        else res.destroy();
+      });
+    });
+  }
+
+  static async start(config: AdminConfig, backend: AdminBackend, log: Logger): Promise<AdminServer> {
+    const admin = new AdminServer(config, backend, log);
+    await new Promise<void>((resolve, reject) => {
+      admin.server.once('error', reject);
+      admin.server.listen({ host: config.host, port: config.port }, () => {
+        admin.server.off('error', reject);
+        resolve();
+      });
+    });
+    admin.server.on('error', (err) => log.error({ err }, 'admin listener error'));
+    return admin;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.feedTimer);
+    for (const feed of this.feeds) feed.end();
+    this.feeds.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    if (!this.authorized(req, url)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="switchyard"');
+      sendJson(res, 401, { error: 'SY_ADMIN_UNAUTHORIZED', message: 'a valid bearer token is required' });
+      return;
+    }
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && (path === '/' || path === '/index.html')) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:" });
+      res.end(DASHBOARD_HTML);
+      return;
+    }
+    if (method === 'GET' && path === '/metrics') {
+      const { contentType, body } = await this.backend.metrics();
+      res.writeHead(200, { 'Content-Type': contentType });
+      res.end(body);
+      return;
+    }
+    if (method === 'GET' && path === '/api/config') return sendJson(res, 200, describeConfig(this.backend.config()));
+    if (method === 'GET' && path === '/api/stats') return sendJson(res, 200, await this.backend.snapshot());
+    if (method === 'GET' && path === '/api/upstreams') return sendJson(res, 200, (await this.backend.snapshot()).upstreams);
+    if (method === 'GET' && path === '/api/tunnels') return sendJson(res, 200, await this.backend.tunnels());
+    if (method === 'GET' && path === '/api/events') return this.openFeed(req, res);
+    if (method === 'POST' && path === '/api/reload') {
+      const outcome = await this.backend.reload();
+      return sendJson(res, outcome.ok ? 200 : 422, outcome);
+    }
+    const drain = /^\/api\/upstreams\/([^/]+)\/(drain|undrain)$/.exec(path);
+    if (method === 'POST' && drain) {
+      const body = await readJson(req);
+      const server = typeof body?.server === 'string' ? body.server : undefined;
+      if (!server) return sendJson(res, 400, { error: 'SY_ADMIN_BAD_REQUEST', message: 'expected a JSON body { "server": URL }' });
+      const upstream = decodeURIComponent(drain[1] ?? '');
+      const found = await this.backend.setDrain(upstream, server, drain[2] === 'drain');
+      if (!found) return sendJson(res, 404, { error: 'SY_ADMIN_NOT_FOUND', message: `no server ${server} in upstream ${upstream}` });
+      this.log.info({ upstream, server, action: drain[2] }, 'admin API');
+      return sendJson(res, 200, { upstream, server, draining: drain[2] === 'drain' });
+    }
+    const tunnel = /^\/api\/tunnels\/([^/]+)$/.exec(path);
+    if (method === 'DELETE' && tunnel) {
+      const id = decodeURIComponent(tunnel[1] ?? '');
+      if (!(await this.backend.closeTunnel(id))) return sendJson(res, 404, { error: 'SY_ADMIN_NOT_FOUND', message: `no open tunnel ${id}` });
+      return sendJson(res, 200, { closed: id });
+    }
+    sendJson(res, 404, { error: 'SY_ADMIN_NOT_FOUND', message: `${method} ${path} is not part of the admin API` });
+  }
+
+  private authorized(req: IncomingMessage, url: URL): boolean {
+    const token = this.config.token;
+    if (token === undefined) return true;
+    const header = req.headers.authorization;
+    // EventSource cannot send headers: the live feed may carry the token in its URL.
+    const given = header?.startsWith('Bearer ') ? header.slice(7) : url.pathname === '/api/events' ? url.searchParams.get('token') ?? '' : '';
+    const a = Buffer.from(given);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** Server-Sent Events: a snapshot now and then every second, to every open dashboard. */
+  private openFeed(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    res.write('retry: 2000\n\n');
+    this.feeds.add(res);
+    req.on('close', () => {
+      this.feeds.delete(res);
+      if (this.feeds.size === 0) {
+        clearInterval(this.feedTimer);
+        this.feedTimer = undefined;
+      }
+    });
+    void this.pushSnapshot([res]);
+    this.feedTimer ??= setInterval(() => void this.pushSnapshot([...this.feeds]), SNAPSHOT_INTERVAL_MS);
+  }
+
+  private async pushSnapshot(feeds: readonly ServerResponse[]): Promise<void> {
+    if (feeds.length === 0) return;
+    try {
+      const line = `data: ${JSON.stringify(await this.backend.snapshot())}\n\n`;
+      for (const feed of feeds) if (!feed.destroyed) feed.write(line);
+    } catch (err) {
+      this.log.warn({ err }, 'admin live feed: snapshot failed');
+    }
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown> | undefined> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  try {
+    const value: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    return typeof value === 'object' && value !== null ? value as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
+}
