@@ -59,13 +59,16 @@ export class AdminServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
-    if (!this.authorized(req, url)) {
+    const method = req.method ?? 'GET';
+    // The page itself holds no data (a browser cannot send a bearer header when
+    // opening it); everything it shows comes from the token-guarded API.
+    const page = method === 'GET' && (path === '/' || path === '/index.html');
+    if (!page && !this.authorized(req, url)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="switchyard"');
       sendJson(res, 401, { error: 'SY_ADMIN_UNAUTHORIZED', message: 'a valid bearer token is required' });
       return;
     }
-    const method = req.method ?? 'GET';
-    if (method === 'GET' && (path === '/' || path === '/index.html')) {
+    if (page) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src 'self' data:" });
       res.end(DASHBOARD_HTML);
       return;

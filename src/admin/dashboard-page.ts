@@ -123,7 +123,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   .seg button { font: inherit; font-size: 12px; border: 0; background: transparent; color: var(--muted); padding: 3px 10px; cursor: pointer; }
   .seg button + button { border-left: 1px solid var(--border); }
   .seg button[aria-pressed="true"] { background: var(--row); color: var(--fg); font-weight: 600; }
-  footer { color: var(--faint); font-size: 12px; text-align: center; padding: 0 0 24px; }
+  footer { color: var(--faint); font-size: 12px; text-align: center; padding: 0 16px 24px; }
   @media (max-width: 1100px) {
     .stats { grid-template-columns: repeat(3, minmax(0, 1fr)); }
     .charts { grid-template-columns: repeat(2, minmax(0, 1fr)); }
@@ -341,7 +341,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   function replace(container, ...nodes) { container.replaceChildren(...nodes); }
 
   // ---- charts ----
-  function makeChart(containerId, title, series, format) {
+  function makeChart(containerId, title, series, format, axisFormat) {
     const root = byId(containerId);
     const head = el('div', 'card-head');
     head.append(el('h2', '', title));
@@ -385,8 +385,8 @@ export const DASHBOARD_HTML: string = `<!doctype html>
       let max = 0;
       for (const sample of history) for (const s of series) max = Math.max(max, num(sample[s.key]));
       const scale = niceCeil(max);
-      top.textContent = format(scale);
-      mid.textContent = format(scale / 2);
+      top.textContent = (axisFormat || format)(scale);
+      mid.textContent = (axisFormat || format)(scale / 2);
       const offset = HISTORY - history.length;
       series.forEach((s, index) => {
         const p = paths[index];
@@ -421,7 +421,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   const drawBytes = makeChart('chart-bytes', 'Bytes / s', [
     { key: 'bytesIn', label: 'in', color: 'var(--in)' },
     { key: 'bytesOut', label: 'out', color: 'var(--out)' },
-  ], (v) => fmtBytes(v) + '/s');
+  ], (v) => fmtBytes(v) + '/s', (v) => { const p = bytesParts(v); return parseFloat(p[0]) + ' ' + p[1] + '/s'; });
   const drawMessages = makeChart('chart-messages', 'Messages / s', [
     { key: 'messagesIn', label: 'in', color: 'var(--in)' },
     { key: 'messagesOut', label: 'out', color: 'var(--out)' },
@@ -635,7 +635,8 @@ export const DASHBOARD_HTML: string = `<!doctype html>
       try {
         const response = await fetch('api/tunnels', { headers: fetchHeaders, cache: 'no-store' });
         if (response.status === 401) {
-          notice('The admin API needs a token: open this page with', '#token=YOUR_TOKEN');
+          if (token) notice('The admin API refused the token given in the page URL. Open this page with the right one:', '#token=YOUR_TOKEN');
+          else notice('The admin API needs a token: open this page with', '#token=YOUR_TOKEN');
         } else if (response.ok) {
           const body = await response.json();
           state.tunnels = Array.isArray(body) ? body : [];
@@ -684,6 +685,8 @@ export const DASHBOARD_HTML: string = `<!doctype html>
     if (state.connected && Date.now() - lastMessageAt > STALE_MS) setLive('down', 'disconnected');
   }, 1000);
 
+  // The token is read once: a new one pasted into the URL takes effect by reloading.
+  window.addEventListener('hashchange', () => location.reload());
   connect();
   pollTunnels();
 })();
