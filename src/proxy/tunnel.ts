@@ -227,8 +227,8 @@ function cutOtherSide(closed: TunnelClient, other: TunnelClient, closedAfterFin:
 
 function resetSocket(socket: Socket): void {
   // A TLS socket cannot send a bare TCP reset (Node refuses its handle type),
-  // and one whose FIN is already queued would never report 'close'.
-  if (socket instanceof TLSSocket || socket.writableEnded) socket.destroy();
+  // and one whose FIN is queued but not yet sent would never report 'close'.
+  if (socket instanceof TLSSocket || (socket.writableEnded && !socket.writableFinished)) socket.destroy();
   else socket.resetAndDestroy();
 }
 
@@ -259,7 +259,14 @@ function onUpstreamDrain(this: TunnelSocket): void {
 }
 
 function onClientEnd(this: TunnelSocket): void {
-  this[kTunnel]?.readEnd(CLIENT_READ_ENDED);
+  // Node ends an HTTP/2 stream's readable side before it reports the
+  // RST_STREAM that ended it: look again once the frame has been handled.
+  if (this instanceof Socket) this[kTunnel]?.readEnd(CLIENT_READ_ENDED);
+  else setImmediate(clientEndedLater, this);
+}
+
+function clientEndedLater(stream: TunnelSocket): void {
+  stream[kTunnel]?.readEnd(CLIENT_READ_ENDED);
 }
 
 function onUpstreamEnd(this: TunnelSocket): void {

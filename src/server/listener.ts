@@ -32,9 +32,14 @@ export function updateCertificates(server: ListenerServer, tls: TlsFiles): boole
   return certificates.update(tls, (options) => tlsServer.setSecureContext(options));
 }
 
-/** Idle HTTP/1.1 keep-alive connections close (an HTTP/2 server with allowHTTP1 has this too; its types do not say so). */
+/**
+ * Idle HTTP/1.1 keep-alive connections close (a TLS HTTP/2 server with
+ * allowHTTP1 has this too, its types do not say so; a plain HTTP/2 server, h2c,
+ * has not: its idle connections are cut at the drain deadline).
+ */
 export function closeIdleConnections(server: ListenerServer): void {
-  (server as http.Server).closeIdleConnections();
+  const http1 = server as Partial<Pick<http.Server, 'closeIdleConnections'>>;
+  if (typeof http1.closeIdleConnections === 'function') http1.closeIdleConnections.call(server);
 }
 
 /** Creates the HTTP(S) server of one listener and wires it to the pipeline. */
@@ -159,12 +164,20 @@ function offerConnectProtocolPerConnection(
     // no protocol; on a plain socket that is how an HTTP/1.1 client is marked.
     if (!isHttp2) (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol = false;
     startSession(socket);
+    // Node's HTTP/1.1 parser reads the connection directly from here on; the
+    // bytes read while sniffing wait in the stream and reach it as 'data' once
+    // the stream flows again (before any later read: resume flushes first).
+    if (!isHttp2) socket.resume();
   }));
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-/** Enough of the preface to tell it from any HTTP/1.1 method. */
-const PREFACE_DECIDES_AFTER = 4;
+/**
+ * The whole preface is awaited (under the header timeout), so a client that
+ * stops inside it is closed like one that stops inside its request headers;
+ * the first differing byte decides HTTP/1.1 at once.
+ */
+const PREFACE_DECIDES_AFTER = PREFACE.length;
 
 /** Reads until the first bytes say HTTP/2 (the preface) or not, puts them back, and decides. */
 function sniffPreface(socket: Socket, headerMs: number, decide: (isHttp2: boolean) => void): void {
