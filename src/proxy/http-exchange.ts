@@ -172,8 +172,20 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     abort?.(new ProxyError('SY_CLIENT_CLOSED'));
   }
 
+  /** The client caught up ('drain'): undici may read the upstream response on. */
   drained(): void {
-    this.resumeUpstream?.();
+    // Not right away: on a pipelined connection Node emits 'drain' on the response
+    // being sent from inside a write to a later response it still holds back
+    // (updateOutgoingData -> socketOnDrain), i.e. from the later exchange's
+    // onData/onComplete while undici runs that connection's parser. undici has one
+    // llhttp parser per process: resuming ours there re-enters it, which fails the
+    // later exchange as an upstream reset and leaves this one paused for good.
+    process.nextTick(resumeAfterDrain, this);
+  }
+
+  /** @internal */
+  resumeIfRunning(): void {
+    if (!this.done) this.resumeUpstream?.();
   }
 
   protected fail(error: ProxyError): void {
@@ -216,6 +228,10 @@ function onResponseClose(this: TrackedResponse): void {
   // An exchange still running when the client's side closes lost its client
   // (an HTTP/2 reset even reports itself as finished); a done one ignores this.
   this[kExchange]?.clientClosed();
+}
+
+function resumeAfterDrain(exchange: HttpExchange): void {
+  exchange.resumeIfRunning();
 }
 
 function onResponseDrain(this: TrackedResponse): void {
