@@ -2,6 +2,7 @@ import type { CompiledRoute } from '../router/compiled-route.js';
 import type { ConnectionRegistry } from '../server/connection-registry.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { AccessLog } from './access-log.js';
+import type { Logger } from '../log/logger.js';
 import { Metrics } from './metrics.js';
 import type { RequestRecord, TunnelRecord } from './records.js';
 import { StatsBook, type RouteStats } from './route-stats.js';
@@ -28,7 +29,12 @@ export class Observer {
   readonly recentErrors: RecentError[] = [];
   readonly metrics: Metrics;
 
-  constructor(registry: ConnectionRegistry, pools: () => Iterable<UpstreamPool>, readonly accessLog: AccessLog | undefined) {
+  constructor(
+    registry: ConnectionRegistry,
+    pools: () => Iterable<UpstreamPool>,
+    readonly accessLog: AccessLog | undefined,
+    private readonly log: Logger,
+  ) {
     this.metrics = new Metrics({
       book: this.book, registry, pools, rejections: this.rejections, accessLogDropped: () => accessLog?.dropped ?? 0,
     });
@@ -64,6 +70,10 @@ export class Observer {
     if (record.backend_close.code !== undefined) increment(stats.closeCodes, `backend:${record.backend_close.code}`);
     increment(stats.closedBy, record.closed_by);
     this.metrics.sessionSeconds.observe({ route: stats.route }, record.session_ms / 1000);
+    if (record.malformed !== undefined) {
+      // The bytes went through unchanged; the operator should still hear of it.
+      this.log.warn({ request_id: record.request_id, route: record.route, upstream: record.upstream, malformed: record.malformed }, 'a tunnel carried a malformed WebSocket stream');
+    }
     if (record.closed_by === 'error') this.errorSeen({ ...record, status: 101, error: record.error ?? 'SY_TUNNEL_ERROR' });
     this.accessLog?.write(record);
   }

@@ -31,7 +31,7 @@ export class Switchyard {
   private stopping: Promise<void> | undefined;
 
   private constructor(config: SwitchyardConfig, private readonly log: Logger, options: SwitchyardOptions) {
-    const observer = new Observer(this.registry, () => this.context.runtime.pools.values(), options.accessLog);
+    const observer = new Observer(this.registry, () => this.context.runtime.pools.values(), options.accessLog, log);
     this.context = { runtime: new Runtime(config, log), registry: this.registry, log, observer };
   }
 
