@@ -91,6 +91,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
   .chart-foot { display: flex; justify-content: space-between; font-size: 11px; color: var(--faint); margin-top: 4px; }
   .cols { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; align-items: start; }
   .stack { display: grid; gap: 14px; min-width: 0; }
+  .stack > * { min-width: 0; }
   h3 { margin: 0 0 6px; font-size: 13px; font-weight: 600; display: flex; align-items: center; gap: 8px; flex-wrap: wrap; }
   h3 .aside { color: var(--muted); font-weight: 400; font-size: 12px; }
   .table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch; }
