@@ -45,12 +45,14 @@ export class Observer {
     return route.stats ??= this.book.forRoute(route.name, route.site);
   }
 
-  requestEnded(record: RequestRecord, stats: RouteStats | undefined): void {
-    if (stats) {
-      stats.countRequest(record.status);
-      stats.bytesIn += record.bytes_in;
-      stats.bytesOut += record.bytes_out;
-    }
+  /** Requests no route took (no site, no route, refused before routing): route and site "-". */
+  private readonly unrouted = this.book.forRoute('-', '-');
+
+  requestEnded(record: RequestRecord, routeStats: RouteStats | undefined): void {
+    const stats = routeStats ?? this.unrouted;
+    stats.countRequest(record.status);
+    stats.bytesIn += record.bytes_in;
+    stats.bytesOut += record.bytes_out;
     if (record.error !== undefined) this.errorSeen(record);
     this.accessLog?.write(record);
   }

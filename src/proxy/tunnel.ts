@@ -173,6 +173,7 @@ export class Tunnel implements Closable, TunnelView {
       client_close: { code: fromClient.closeSeen ? fromClient.closeCode ?? 1005 : undefined, reason: fromClient.closeReason },
       backend_close: { code: fromUpstream.closeSeen ? fromUpstream.closeCode ?? 1005 : undefined, reason: fromUpstream.closeReason },
       closed_by: this.closedBy(),
+      error: this.endReason === 'error' ? 'SY_TUNNEL_ERROR' : origin.request.error,
       malformed: fromClient.malformed ?? fromUpstream.malformed,
     }, origin.stats);
   }

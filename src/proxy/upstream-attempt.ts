@@ -53,6 +53,11 @@ export abstract class UpstreamAttempt implements Waiter {
     const server = selection.server;
     this.server = server;
     this.lastServer = server;
+    // A retry is an attempt on another server, not the wish for one.
+    if (this.tried) {
+      this.retries++;
+      this.pool.retries++;
+    }
     this.setCookie = selection.setCookie;
     this.pool.acquire(server);
     this.begin(server);
@@ -82,8 +87,6 @@ export abstract class UpstreamAttempt implements Waiter {
     this.lastError = error;
     if (retryable && this.retriesLeft > 0 && Date.now() < this.deadline) {
       this.retriesLeft--;
-      this.retries++;
-      this.pool.retries++;
       this.log.warn({ code: error.code, upstream: server.url, err: error.message }, 'upstream failed before answering; trying another server');
       this.pick();
       return;
