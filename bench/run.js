@@ -9,6 +9,7 @@
 //   node bench/run.js --rounds 5 --only http,echo --targets switchyard,nginx
 //   node bench/run.js --quick --only routing
 //   node bench/run.js --quick --only h2
+//   node bench/run.js --rounds 3 --only echo,throughput --targets switchyard,nginx --baseline 4009f00
 
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -17,15 +18,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openFileLimits, treeCpuSeconds, treeRssKiB } from './lib/proc.js';
-import { costTable, loadTable, num, ratesTable, routingTable } from './lib/report.js';
+import { prepareBaseline } from './lib/baseline.js';
+import {
+  baselineTable, costTable, loadTable, num, ratesTable, routingBaselineTable, routingTable,
+} from './lib/report.js';
 import { ROUTING_PATH, routingConfig } from './lib/routing.js';
 import {
-  HOST, alive, killAllStarted, makeSelfSignedCert, startHttpOrigin, startSwitchyardRun, startTarget, startTlsTarget, startWsOrigin, stop, track,
+  HOST, alive, killAllStarted, makeSelfSignedCert, snapshotSwitchyard, startHttpOrigin, startSwitchyardRun, startTarget, startTlsTarget, startWsOrigin, stop, switchyardBuild, track,
 } from './lib/servers.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_DIR = dirname(BENCH_DIR);
 const ALL_TARGETS = ['direct', 'switchyard', 'nginx', 'haproxy'];
+// Report order; "baseline" (a second Switchyard build, --baseline REF) sits next to "switchyard".
+const TARGET_ORDER = ['direct', 'switchyard', 'baseline', 'nginx', 'haproxy'];
 const ALL_GROUPS = ['http', 'idle', 'echo', 'throughput', 'handshake', 'h2', 'routing'];
 const WS_GROUPS = ['idle', 'echo', 'throughput', 'handshake'];
 
@@ -40,6 +46,13 @@ const USAGE = `Usage: node bench/run.js [options]      (npm run bench -- [option
                     (default: all)
   --targets LIST    direct, switchyard, nginx, haproxy (default: all); the routing
                     phase always runs Switchyard alone
+  --baseline REF    also bench Switchyard built from git REF (a commit, tag or
+                    branch) as target "baseline", in every phase Switchyard runs in
+                    (routing too), in the same rounds; the tables add switchyard ÷
+                    baseline. REF is checked out in a temporary git worktree
+                    (removed at the end), with node_modules symlinked when
+                    package-lock.json is identical, else npm ci --ignore-scripts,
+                    and built with npx tsc -p tsconfig.json
   --idle N          idle WebSocket connections for the memory phase (default 4000)
   --routes N        routes of the large config in the routing phase (default 200)
   --no-install      do not apt-get install missing nginx / haproxy / wrk / h2load
@@ -58,6 +71,7 @@ try {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       targets: { type: 'string' },
+      baseline: { type: 'string' },
       idle: { type: 'string', default: '4000' },
       routes: { type: 'string', default: '200' },
       'no-install': { type: 'boolean', default: false },
@@ -87,15 +101,21 @@ for (const item of (opts.only ?? ALL_GROUPS.join(',')).split(',').map((s) => s.t
     process.exit(2);
   }
 }
+const BASELINE_REF = opts.baseline?.trim();
+if (opts.baseline !== undefined && !BASELINE_REF) {
+  console.error('bench: --baseline needs a git ref (a commit hash, tag or branch)');
+  process.exit(2);
+}
 const targets = (opts.targets ?? ALL_TARGETS.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
 for (const t of targets) {
-  if (!ALL_TARGETS.includes(t)) {
-    console.error(`bench: --targets ${t}: expected one of ${ALL_TARGETS.join(', ')}`);
+  if (!ALL_TARGETS.includes(t) && !(t === 'baseline' && BASELINE_REF)) {
+    console.error(`bench: --targets ${t}: expected one of ${ALL_TARGETS.join(', ')}${t === 'baseline' ? ' ("baseline" comes with --baseline REF)' : ''}`);
     process.exit(2);
   }
 }
+if (BASELINE_REF && !targets.includes('baseline')) targets.push('baseline');
 // Report columns keep the canonical order.
-const TARGETS = ALL_TARGETS.filter((t) => targets.includes(t));
+const TARGETS = TARGET_ORDER.filter((t) => targets.includes(t));
 const PROXIES = TARGETS.filter((t) => t !== 'direct');
 if (![ROUNDS, DURATION, WARMUP, IDLE].every((n) => Number.isFinite(n) && n >= 0) || ROUNDS < 1 || DURATION < 1 || !Number.isInteger(DURATION) || !Number.isInteger(WARMUP)) {
   console.error('bench: --rounds and --duration must be at least 1; --duration and --warmup are whole seconds');
@@ -366,6 +386,11 @@ function runWsClient(port, mode, args, { onReady, onResult, goType = 'go', timeo
 // ---------------------------------------------------------------- measuring
 
 const values = {}; // values[target][key] = one number per round
+// The Switchyard builds by target name: "switchyard" (this checkout) and, with
+// --baseline, "baseline" (the worktree); switchyardBuild() results.
+const builds = {};
+let baseline; // prepareBaseline()'s result
+let baselineCleanup; // removes the worktree; also run on exit
 const notes = []; // problems seen during the run
 const observations = []; // worth knowing, not failures
 const rounds = []; // raw per-round records, saved as JSON
@@ -413,7 +438,7 @@ function scanProxyLogs(target, proxy, round, group) {
   for (const file of files) {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       if (!line.trim()) continue;
-      if (target === 'switchyard') {
+      if (builds[target]) {
         try {
           const entry = JSON.parse(line);
           if (entry.code === 'SY_CLIENT_CLOSED') clientAborts++;
@@ -427,7 +452,7 @@ function scanProxyLogs(target, proxy, round, group) {
     }
   }
   if (clientAborts) {
-    observations.push(`round ${round}: Switchyard logged ${clientAborts} \`warn\` line(s) "upstream request failed (client closed the connection)" (code SY_CLIENT_CLOSED) in the ${group} phases: requests in flight when the load client (wrk, h2load) hung up at the end of its run; not a failure, but a client abort is logged at warn level.`);
+    observations.push(`round ${round}: ${target === 'switchyard' ? 'Switchyard' : `Switchyard (${target})`} logged ${clientAborts} \`warn\` line(s) "upstream request failed (client closed the connection)" (code SY_CLIENT_CLOSED) in the ${group} phases: requests in flight when the load client (wrk, h2load) hung up at the end of its run; not a failure, but a client abort is logged at warn level.`);
   }
   if (lines.length) {
     const counts = new Map();
@@ -438,7 +463,7 @@ function scanProxyLogs(target, proxy, round, group) {
 }
 
 async function httpPhases(target, round, tools, origin, tmp, rec) {
-  const proxy = await startTarget(target, origin.port, tmp, tools, REPO_DIR, `r${round}-http`);
+  const proxy = await startTarget(target, origin.port, tmp, tools, builds, `r${round}-http`);
   try {
     if (WARMUP > 0) await runWrk(tools, proxy.port, WARMUP);
     const meter = cpuMeter(proxy.child);
@@ -461,7 +486,7 @@ async function httpPhases(target, round, tools, origin, tmp, rec) {
 }
 
 async function wsPhases(target, round, tools, origin, tmp, rec) {
-  const proxy = await startTarget(target, origin.port, tmp, tools, REPO_DIR, `r${round}-ws`);
+  const proxy = await startTarget(target, origin.port, tmp, tools, builds, `r${round}-ws`);
   const timeoutMs = (DURATION + WARMUP + 60) * 1000;
   const proxyUp = () => !proxy.child || alive(proxy.child);
   try {
@@ -561,7 +586,7 @@ async function h2Phases(target, round, tools, origin, tmp, tls, rec) {
     log(`round ${round}/${ROUNDS}: direct: no HTTP/2 phase (the origin speaks plain HTTP/1.1 only): n/a`);
     return;
   }
-  const proxy = await startTlsTarget(target, origin.port, tmp, tools, REPO_DIR, `r${round}-h2`, tls);
+  const proxy = await startTlsTarget(target, origin.port, tmp, tools, builds, `r${round}-h2`, tls);
   try {
     const meter = cpuMeter(proxy.child);
     let measuring = false;
@@ -600,55 +625,81 @@ async function h2Phases(target, round, tools, origin, tmp, tls, rec) {
 
 // ---------------------------------------------------------------- routing cost
 
-// The routing phase's figures: routingValues[routes][key] = one number per round.
+// The routing phase's figures: routingValues[build][routes][key] = one number
+// per round, build "switchyard" and, with --baseline, "baseline".
 const routingValues = {};
 const ROUTING_SIZES = [1, ROUTES];
 
-function recordRouting(routes, key, value) {
-  routingValues[routes] ??= {};
-  routingValues[routes][key] ??= [];
-  routingValues[routes][key].push(value);
+function recordRouting(build, routes, key, value) {
+  routingValues[build] ??= {};
+  routingValues[build][routes] ??= {};
+  routingValues[build][routes][key] ??= [];
+  routingValues[build][routes][key].push(value);
 }
 
 /**
  * Switchyard from a config file (`run -c`) with 1 route, then with ROUTES routes
  * (ROUTES - 1 that do not match before the catch-all), against the same HTTP
- * origin with the same wrk load; the order alternates by round.
+ * origin with the same wrk load; the order alternates by round. With
+ * --baseline, the baseline build does the same in the same round, the order of
+ * the builds rotating by round too.
  */
 async function routingPhases(round, tools, origin, tmp) {
   const sizes = round % 2 ? ROUTING_SIZES : [...ROUTING_SIZES].reverse();
-  for (const routes of sizes) {
-    const target = `switchyard (${routes} route${routes === 1 ? '' : 's'})`;
-    log(`round ${round}/${ROUNDS}: routing, ${target}`);
-    let proxy;
-    try {
-      proxy = await startSwitchyardRun((port) => routingConfig({ host: HOST, port, originPort: origin.port, routes }), tmp, REPO_DIR, `r${round}-routing-${routes}`);
-      if (WARMUP > 0) await runWrk(tools, proxy.port, WARMUP, ROUTING_PATH);
-      const meter = cpuMeter(proxy.child);
-      meter.start();
-      const r = await runWrk(tools, proxy.port, DURATION, ROUTING_PATH);
-      meter.stop();
-      rounds.push({ round, target, routing: { routes, ...r, cpuSeconds: meter.cpu, wallSeconds: meter.wall } });
-      recordRouting(routes, 'rate', r.rate);
-      recordRouting(routes, 'p99', r.p99Ms);
-      recordRouting(routes, 'cpu', (meter.cpu * 1e6) / r.requests);
-      recordRouting(routes, 'load', meter.cpu / meter.wall);
-      if (r.errors || r.non2xx) note(`round ${round}: ${target}: ${r.errorText}, non-2xx ${r.non2xx} (of ${r.requests} requests)`);
-      checkAlive(target, proxy, 'routing', round);
-    } catch (err) {
-      note(`round ${round}: ${target}: ${err.message}`);
-    } finally {
-      if (proxy) {
-        await stop(proxy.child);
-        scanProxyLogs('switchyard', proxy, round, `routing (${routes} routes)`);
-      }
+  const names = Object.keys(builds);
+  const order = names.map((_, i) => names[(i + round - 1) % names.length]);
+  for (const name of order) {
+    for (const routes of sizes) {
+      await routingPhase(builds[name], routes, round, tools, origin, tmp);
+    }
+  }
+}
+
+/** One routing measurement: `build` (a switchyardBuild()) from a config of `routes` routes. */
+async function routingPhase(build, routes, round, tools, origin, tmp) {
+  const target = `${build.name} (${routes} route${routes === 1 ? '' : 's'})`;
+  log(`round ${round}/${ROUNDS}: routing, ${target}`);
+  let proxy;
+  try {
+    proxy = await startSwitchyardRun((port) => routingConfig({ host: HOST, port, originPort: origin.port, routes, accessLogOff: build.configAccessLogOff }), tmp, build, `r${round}-routing-${routes}`);
+    if (WARMUP > 0) await runWrk(tools, proxy.port, WARMUP, ROUTING_PATH);
+    const meter = cpuMeter(proxy.child);
+    meter.start();
+    const r = await runWrk(tools, proxy.port, DURATION, ROUTING_PATH);
+    meter.stop();
+    rounds.push({ round, target, routing: { routes, ...r, cpuSeconds: meter.cpu, wallSeconds: meter.wall } });
+    recordRouting(build.name, routes, 'rate', r.rate);
+    recordRouting(build.name, routes, 'p99', r.p99Ms);
+    recordRouting(build.name, routes, 'cpu', (meter.cpu * 1e6) / r.requests);
+    recordRouting(build.name, routes, 'load', meter.cpu / meter.wall);
+    if (r.errors || r.non2xx) note(`round ${round}: ${target}: ${r.errorText}, non-2xx ${r.non2xx} (of ${r.requests} requests)`);
+    checkAlive(target, proxy, 'routing', round);
+  } catch (err) {
+    note(`round ${round}: ${target}: ${err.message}`);
+  } finally {
+    if (proxy) {
+      await stop(proxy.child);
+      scanProxyLogs(build.name, proxy, round, `routing (${routes} routes)`);
     }
   }
 }
 
 // ---------------------------------------------------------------- main
 
+/** The bench; with --baseline, the worktree is removed at the end whatever happened. */
 async function main() {
+  try {
+    await bench();
+  } finally {
+    if (baselineCleanup) {
+      killAllStarted(); // nothing may still run from the worktree
+      log(`baseline: removing the worktree ${baseline?.dir ?? ''}`);
+      baselineCleanup();
+    }
+  }
+}
+
+async function bench() {
   const tools = ensureTools();
   if (TARGETS.includes('switchyard') || groups.has('routing')) {
     const built = join(REPO_DIR, 'dist', 'src', 'cli', 'main.js');
@@ -656,6 +707,21 @@ async function main() {
     if (newestMtime(join(REPO_DIR, 'src')) > statSync(built).mtimeMs) log('warning: src/ is newer than dist/; run `npx tsc -p .` to bench the current code');
   }
   const tmp = mkdtempSync(join(tmpdir(), 'switchyard-bench-'));
+  let switchyardDescription = `${JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')).version} @ ${gitDescribe()}`;
+  if (TARGETS.includes('switchyard') || groups.has('routing')) {
+    // Every round runs the same code even if dist/ is rebuilt meanwhile (npm test builds it).
+    const snapshot = snapshotSwitchyard(REPO_DIR, join(tmp, 'switchyard-build'));
+    log(`switchyard: benching dist/ as built at ${snapshot.builtAt.toISOString().slice(11, 19)} (UTC), copied to ${snapshot.dir}`);
+    builds.switchyard = { ...switchyardBuild('switchyard', snapshot.dir), builtAt: snapshot.builtAt };
+    switchyardDescription += ` (dist/ built ${snapshot.builtAt.toISOString().replace(/\.\d+Z$/, 'Z')})`;
+  }
+  if (BASELINE_REF) {
+    baseline = prepareBaseline(REPO_DIR, BASELINE_REF, { log, onCreated: (cleanup) => { baselineCleanup = cleanup; } });
+    builds.baseline = switchyardBuild('baseline', baseline.dir);
+  }
+  for (const build of Object.values(builds)) {
+    log(`${build.name}: quick mode ${build.accessLogOff ? 'with --access-log off' : 'without --access-log (this build does not know it)'}; config files ${build.configAccessLogOff ? 'with access_log: false' : 'without access_log (this build does not know it)'}`);
+  }
   const wantH2 = groups.has('h2') && PROXIES.length > 0;
   const tls = wantH2 ? makeSelfSignedCert(tmp, tools.openssl) : undefined;
   const startedAt = new Date();
@@ -668,7 +734,8 @@ async function main() {
     wrk: tools.wrk ? versionOf(tools.wrk, ['-v']).replace(/ Copyright.*/, '') : '—',
     h2load: wantH2 && tools.h2load ? versionOf(tools.h2load, ['--version']) : undefined,
     openssl: wantH2 && tools.openssl ? versionOf(tools.openssl, ['version']) : undefined,
-    switchyard: `${JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')).version} @ ${gitDescribe()}`,
+    switchyard: switchyardDescription,
+    baseline: baseline ? `${JSON.parse(readFileSync(join(baseline.dir, 'package.json'), 'utf8')).version} @ ${baseline.short}` : undefined,
   };
   const command = `node bench/run.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
   log(`${command}: ${ROUNDS} round(s), ${DURATION} s phases, targets ${TARGETS.join(', ')}, phases ${[...groups].join(', ')}${groups.has('routing') ? ` (routing: 1 vs ${ROUTES} routes)` : ''}; work dir ${tmp}`);
@@ -720,7 +787,7 @@ async function main() {
   const resultsDir = join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, 'latest.md'), `${report}\n`);
-  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ command, versions, settings: { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, idle: IDLE, routes: ROUTES, targets: TARGETS, phases: [...groups], fdLimit: FD_LIMIT }, rounds, values, routing: routingValues, notes, observations }, null, 2)}\n`);
+  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify({ command, versions, settings: { rounds: ROUNDS, duration: DURATION, warmup: WARMUP, idle: IDLE, routes: ROUTES, targets: TARGETS, phases: [...groups], fdLimit: FD_LIMIT }, builds: baselineInfo(), rounds, values, routing: routingValues, notes, observations }, null, 2)}\n`);
   log(`saved bench/results/latest.md and bench/results/latest.json`);
   if (notes.length) log(`kept the work dir with configs and logs for the problems above: ${tmp}`);
   else rmSync(tmp, { recursive: true, force: true });
@@ -733,7 +800,12 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
   lines.push('');
   lines.push(`- Command: \`${command}\`${process.env.npm_lifecycle_event === 'bench' ? ' (via `npm run bench`)' : ''}; took ${minutes} min`);
   lines.push(`- Machine: nproc ${nproc}, ${cpuModel}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${release()}`);
-  lines.push(`- Versions: node ${versions.node}, ${versions.nginx}, ${versions.haproxy}, ${versions.wrk}${versions.h2load ? `, ${versions.h2load}` : ''}${versions.openssl ? `, ${versions.openssl.replace(/ \(Library.*$/, '')}` : ''}, switchyard ${versions.switchyard}`);
+  lines.push(`- Versions: node ${versions.node}, ${versions.nginx}, ${versions.haproxy}, ${versions.wrk}${versions.h2load ? `, ${versions.h2load}` : ''}${versions.openssl ? `, ${versions.openssl.replace(/ \(Library.*$/, '')}` : ''}, switchyard ${versions.switchyard}${versions.baseline ? `, baseline ${versions.baseline}` : ''}`);
+  if (baseline) {
+    lines.push(`- Baseline (\`--baseline ${BASELINE_REF}\`): Switchyard at ${baseline.short} "${baseline.subject.length > 100 ? `${baseline.subject.slice(0, 100)}…` : baseline.subject}", from a temporary git worktree (node_modules: ${baseline.nodeModules}; built with npx tsc -p tsconfig.json; removed at the end); benched as target \`baseline\` in the same rounds, with the same flags as \`switchyard\` where it knows them.`);
+  }
+  const accessLogNotes = Object.values(builds).map((b) => `${b.name} ${b.accessLogOff ? '`--access-log off`' : 'no `--access-log` (unknown to this build)'}${groups.has('routing') ? `, config files ${b.configAccessLogOff ? '`access_log: false`' : 'without `access_log` (unknown to this build)'}` : ''}`);
+  if (accessLogNotes.length) lines.push(`- Access log: nginx and HAProxy run without one (\`access_log off\`; HAProxy has no \`log\` line); Switchyard: ${accessLogNotes.join('; ')}.`);
   const targetPhases = [...groups].some((g) => g !== 'routing');
   const startedFor = ['http', 'ws', 'h2'].filter((g) => (g === 'ws' ? WS_GROUPS.some((w) => groups.has(w)) : groups.has(g)))
     .map((g) => ({ http: 'the HTTP phase', ws: 'the WebSocket phases', h2: 'the HTTP/2 phase' })[g]);
@@ -771,6 +843,7 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
     { key: 'h2Mean', label: 'HTTP/2 mean latency ms', notApplicable: ['direct'] },
   ], TARGETS, values));
   lines.push('');
+  if (TARGETS.includes('baseline')) lines.push('`× baseline`: switchyard ÷ baseline (the same measure of Switchyard built from the baseline commit); see [Switchyard ÷ baseline](#switchyard--baseline).', '');
   if (PROXIES.length) {
     lines.push('## Proxy cost per unit of work');
     lines.push('');
@@ -813,6 +886,7 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
     lines.push('100 % = one core busy for the whole phase: the proxy was the bottleneck there; well below means the client or origin was.');
     lines.push('');
   }
+  if (TARGETS.includes('switchyard') && TARGETS.includes('baseline')) lines.push(...baselineSection(versions));
   const idleRows = TARGETS.filter((t) => values[t]?.idleEchoed?.length).map((t) => `${t} ${values[t].idleEchoed.map((e, i) => `${e}/${values[t].idleOpened[i]}`).join(', ')}`);
   if (idleRows.length) lines.push(`Idle WebSockets still echoing after the memory reading (echoed/opened per round, ${IDLE} requested): ${idleRows.join('; ')}.`, '');
   if (groups.has('routing')) lines.push(...routingSection());
@@ -821,14 +895,61 @@ function renderReport({ startedAt, finishedAt, command, cpuModel, nproc, version
 }
 
 function routingSection() {
-  return [
+  const lines = [
     `## Routing cost: 1 route vs ${ROUTES} routes`,
     '',
     `Switchyard alone, from a config file; the request matches the last route of the ${ROUTES}-route config, so every request is tested against all ${ROUTES - 1} routes before it (prefix, exact, regex, header, method, query and WebSocket-only conditions). Medians over rounds; the ratio is ${ROUTES} routes ÷ 1 route.`,
     '',
-    routingTable(routingValues, ROUTES, ROUNDS),
+    routingTable(routingValues.switchyard ?? {}, ROUTES, ROUNDS),
     '',
   ];
+  if (builds.baseline) {
+    lines.push(`### Routing cost of the baseline (${baseline.short})`, '');
+    lines.push(routingTable(routingValues.baseline ?? {}, ROUTES, ROUNDS), '');
+    lines.push(`### Routing: switchyard ÷ baseline`, '');
+    lines.push(routingBaselineTable(routingValues.switchyard ?? {}, routingValues.baseline ?? {}, ROUTES), '');
+  }
+  return lines;
+}
+
+/**
+ * Switchyard against its baseline build, measured in the same rounds: the
+ * frame-tracker check (CPU per echo round trip and per MB tunneled within 5 %
+ * of the baseline), then every other measure both have, for information.
+ */
+function baselineSection(versions) {
+  const lines = [
+    '## Switchyard ÷ baseline',
+    '',
+    `switchyard = this checkout: ${versions.switchyard}; baseline = ${baseline.short} (\`--baseline ${BASELINE_REF}\`). Medians over rounds; the ratio is of the medians (> 1 for a cost or a latency: switchyard is dearer or slower; > 1 for a rate: faster).${ROUNDS > 1 ? ' Per round: each round\'s pair, measured in the same round.' : ''} Target (frame tracker in every tunnel): CPU per WS echo round trip and per MB tunneled within 5 % of the baseline. A 5 % difference is within the noise of short rounds on a shared machine: judge from 3+ rounds.`,
+    '',
+    baselineTable([
+      { key: 'cpuEcho', label: 'CPU µs per WS echo round trip', maxRatio: 1.05 },
+      { key: 'cpuMB', label: 'CPU µs per MB tunneled', maxRatio: 1.05 },
+      { key: 'echoRate', label: 'WS echo round trips/s' },
+      { key: 'echoP99', label: 'WS echo p99 RTT ms' },
+      { key: 'tputMBps', label: 'WS throughput MB/s' },
+      { key: 'loadEcho', label: 'Proxy CPU load, WS echo', percent: true },
+      { key: 'loadTput', label: 'Proxy CPU load, WS throughput', percent: true },
+      { key: 'cpuHttp', label: 'CPU µs per HTTP request' },
+      { key: 'httpRate', label: 'HTTP keep-alive req/s' },
+      { key: 'cpuHs', label: 'CPU µs per WS handshake' },
+      { key: 'hsRate', label: 'WS handshakes/s' },
+      { key: 'idleKiB', label: 'KiB RSS per idle WebSocket' },
+      { key: 'cpuH2', label: 'CPU µs per HTTP/2 request (TLS)' },
+      { key: 'h2Rate', label: 'HTTP/2 req/s' },
+    ], values.switchyard ?? {}, values.baseline ?? {}, ROUNDS),
+    '',
+  ];
+  return lines;
+}
+
+/** What --baseline benched, for latest.json. */
+function baselineInfo() {
+  return {
+    ...Object.fromEntries(Object.entries(builds).map(([name, b]) => [name, { proxyArgs: b.proxyArgs, configAccessLogOff: b.configAccessLogOff }])),
+    ...(baseline ? { baselineRef: BASELINE_REF, baselineCommit: baseline.commit, baselineSubject: baseline.subject, baselineNodeModules: baseline.nodeModules } : {}),
+  };
 }
 
 function problemsSection() {
@@ -855,7 +976,10 @@ process.on('SIGTERM', () => {
   killAllStarted();
   process.exit(143);
 });
-process.on('exit', killAllStarted);
+process.on('exit', () => {
+  killAllStarted();
+  baselineCleanup?.(); // idempotent; the worktree goes even on Ctrl-C or an uncaught error
+});
 
 main().catch((err) => {
   console.error(`bench: ${err.message}`);

@@ -44,15 +44,18 @@ function table(header, rows, textColumns = 1, textTail = 0) {
  * Table 1: one row per (measure, target): median over rounds, the range over
  * rounds, and the median's ratio to nginx's and to direct's median. Targets in
  * `measure.notApplicable` get "n/a" (e.g. direct for HTTP/2: a plain origin).
+ * With a "baseline" target (a second Switchyard build), a `× baseline` column
+ * gives switchyard ÷ baseline on the switchyard rows.
  */
 export function ratesTable(measures, targets, values) {
+  const withBaseline = targets.includes('baseline') && targets.includes('switchyard');
   const rows = [];
   for (const measure of measures) {
     const med = Object.fromEntries(targets.map((t) => [t, median(values[t]?.[measure.key] ?? [])]));
     if (targets.every((t) => med[t] === undefined)) continue;
     for (const target of targets) {
       if (measure.notApplicable?.includes(target)) {
-        rows.push([measure.label, target, 'n/a', '', 'n/a', 'n/a']);
+        rows.push([measure.label, target, 'n/a', '', 'n/a', 'n/a', ...(withBaseline ? [''] : [])]);
         continue;
       }
       rows.push([
@@ -62,17 +65,20 @@ export function ratesTable(measures, targets, values) {
         range(values[target]?.[measure.key] ?? []),
         target === 'nginx' ? '1.00×' : ratio(med[target], med.nginx),
         target === 'direct' ? '1.00×' : ratio(med[target], med.direct),
+        ...(withBaseline ? [target === 'switchyard' ? ratio(med.switchyard, med.baseline) : ''] : []),
       ]);
     }
   }
-  return table(['Measure', 'Target', 'Median', 'Range over rounds', '× nginx', '× direct'], rows, 2);
+  return table(['Measure', 'Target', 'Median', 'Range over rounds', '× nginx', '× direct', ...(withBaseline ? ['× baseline'] : [])], rows, 2);
 }
 
 /**
  * Table 2: proxy cost per unit of work (median over rounds) for each proxy, the
- * ratio to nginx, and Switchyard's target with pass/miss.
+ * ratio to nginx, and Switchyard's target with pass/miss. With a "baseline"
+ * proxy (a second Switchyard build), a `switchyard ÷ baseline` column too.
  */
 export function costTable(costs, proxies, values) {
+  const withBaseline = proxies.includes('baseline') && proxies.includes('switchyard');
   const rows = [];
   for (const cost of costs) {
     const med = Object.fromEntries(proxies.map((p) => [p, median(values[p]?.[cost.key] ?? [])]));
@@ -98,12 +104,13 @@ export function costTable(costs, proxies, values) {
       cost.label,
       ...proxies.map((p) => num(med[p])),
       ...proxies.filter((p) => p !== 'nginx').map((p) => ratio(med[p], med.nginx)),
+      ...(withBaseline ? [ratio(sy, med.baseline)] : []),
       targetText,
       proxies.includes('switchyard') ? verdict : '—',
     ]);
   }
   const others = proxies.filter((p) => p !== 'nginx');
-  return table(['Proxy cost (median)', ...proxies, ...others.map((p) => `${p} ÷ nginx`), 'Switchyard target', 'Result'], rows, 1, 2);
+  return table(['Proxy cost (median)', ...proxies, ...others.map((p) => `${p} ÷ nginx`), ...(withBaseline ? ['switchyard ÷ baseline'] : []), withBaseline ? 'Switchyard target (÷ nginx)' : 'Switchyard target', 'Result'], rows, 1, 2);
 }
 
 /** Table 3: how busy each proxy was (CPU seconds per wall second, 100 % = one core). */
@@ -163,4 +170,50 @@ export function routingTable(values, routes, rounds) {
     lines.push(`Per round (${routes} ÷ 1, each round's pair measured back to back): req/s ${perRound('rate')} (median ${medianRatio('rate')}); CPU µs per request ${perRound('cpu')} (median ${medianRatio('cpu')}).`);
   }
   return lines.join('\n');
+}
+
+/** Per-round ratios a[i] ÷ b[i] when both have one value per round (else []). */
+function pairedRatios(a = [], b = []) {
+  if (a.length !== b.length) return [];
+  return a.map((x, i) => x / b[i]).filter((r) => Number.isFinite(r));
+}
+
+/**
+ * Switchyard against its baseline build (--baseline): one row per measure both
+ * have: the medians, switchyard ÷ baseline (of the medians), with 2+ rounds the
+ * per-round ratios and their median, and for measures with `maxRatio` the
+ * target (ratio ≤ maxRatio) with pass/miss. `percent`: the values are loads
+ * (CPU seconds per wall second), shown as %.
+ */
+export function baselineTable(measures, sy, base, rounds) {
+  const rows = [];
+  const show = (m, v) => (v === undefined ? '—' : m.percent ? `${Math.round(v * 100)} %` : num(v));
+  for (const m of measures) {
+    const a = median(sy[m.key] ?? []);
+    const b = median(base[m.key] ?? []);
+    if (a === undefined || b === undefined) continue;
+    const r = a / b;
+    let targetText = '';
+    let verdict = '';
+    if (m.maxRatio !== undefined) {
+      targetText = `≤ ${m.maxRatio.toFixed(2)}× (within ${Math.round((m.maxRatio - 1) * 100)} %)`;
+      verdict = Number.isFinite(r) ? (r <= m.maxRatio ? 'pass' : '**miss**') : '—';
+    }
+    const perRound = pairedRatios(sy[m.key], base[m.key]);
+    const perRoundText = perRound.length > 1 ? `${perRound.map((x) => x.toFixed(3)).join(', ')} (median ${median(perRound).toFixed(3)})` : '';
+    rows.push([m.label, show(m, a), show(m, b), Number.isFinite(r) ? `${r.toFixed(3)}×` : '—', ...(rounds > 1 ? [perRoundText] : []), targetText, verdict]);
+  }
+  return table(['Measure (median)', 'switchyard', 'baseline', 'switchyard ÷ baseline', ...(rounds > 1 ? ['Per round'] : []), 'Target', 'Result'], rows, 1, 2);
+}
+
+/** The routing phase, switchyard ÷ baseline for each config: req/s, p99, CPU per request. */
+export function routingBaselineTable(sy, base, routes) {
+  const med = (v, routesKey, key) => median(v[routesKey]?.[key] ?? []);
+  const rows = [1, routes].map((n) => [
+    n === 1 ? '1 route' : `${n} routes`,
+    ratio(med(sy, n, 'rate'), med(base, n, 'rate')),
+    ratio(med(sy, n, 'p99'), med(base, n, 'p99')),
+    ratio(med(sy, n, 'cpu'), med(base, n, 'cpu')),
+  ]);
+  return table(['Config', 'req/s, switchyard ÷ baseline', 'p99, switchyard ÷ baseline', 'CPU µs per request, switchyard ÷ baseline'], rows);
 }

@@ -1,11 +1,13 @@
 // Starting and stopping the bench's processes: the origins (nginx for HTTP, the
 // raw Node echo for WebSocket) and the proxies under test (Switchyard, nginx,
-// HAProxy), each with one worker, on 127.0.0.1 only, with generated configs in a
-// temporary directory. Every process started here is tracked by PID and stopped
-// by PID.
+// HAProxy, and with --baseline a second Switchyard build), each with one worker,
+// on 127.0.0.1 only, with generated configs in a temporary directory. Every
+// process started here is tracked by PID and stopped by PID.
 
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 
@@ -229,9 +231,10 @@ backend origin
  * Starts one proxy of `kind` with a TLS listener that speaks HTTP/2 (and
  * HTTP/1.1) via ALPN, in front of the plain HTTP/1.1 origin on `originPort`;
  * `tls` is makeSelfSignedCert()'s result. Returns { port, child, dir }. There
- * is no "direct" here: the origin speaks plain HTTP/1.1 only.
+ * is no "direct" here: the origin speaks plain HTTP/1.1 only. `builds` maps the
+ * Switchyard targets ("switchyard", "baseline") to switchyardBuild() results.
  */
-export async function startTlsTarget(kind, originPort, tmp, tools, repoDir, tag, tls) {
+export async function startTlsTarget(kind, originPort, tmp, tools, builds, tag, tls) {
   const port = await freePort();
   const dir = join(tmp, `${kind}-${tag}`);
   mkdirSync(dir, { recursive: true });
@@ -261,12 +264,9 @@ export async function startTlsTarget(kind, originPort, tmp, tools, repoDir, tag,
     await orKill(child, waitForPort(port, child, 'haproxy'));
     return { port, child, dir };
   }
-  if (kind === 'switchyard') {
-    if (!existsSync(join(repoDir, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npx tsc -p .` (npm run build) first');
-    const child = launch('switchyard', process.execPath,
-      [join(repoDir, 'bin', 'switchyard.js'), 'proxy', '--listen', `${HOST}:${port}`, '--to', `http://${HOST}:${originPort}`, '--tls-cert', tls.cert, '--tls-key', tls.key],
-      dir, { pipeStdout: true, cwd: repoDir });
-    const startLine = await orKill(child, switchyardStartLine(child));
+  if (builds[kind]) {
+    const { child, startLine } = await launchSwitchyard(builds[kind],
+      ['proxy', '--listen', `${HOST}:${port}`, '--to', `http://${HOST}:${originPort}`, '--tls-cert', tls.cert, '--tls-key', tls.key, ...builds[kind].proxyArgs], dir);
     return { port, child, dir, startLine };
   }
   throw new Error(`no TLS listener for target ${kind}`);
@@ -275,8 +275,10 @@ export async function startTlsTarget(kind, originPort, tmp, tools, repoDir, tag,
 /**
  * Starts one proxy of `kind` in front of the origin on `originPort`; returns
  * { port, child } (child undefined for "direct": the client talks to the origin).
+ * `builds` maps the Switchyard targets ("switchyard", "baseline") to
+ * switchyardBuild() results.
  */
-export async function startTarget(kind, originPort, tmp, tools, repoDir, tag) {
+export async function startTarget(kind, originPort, tmp, tools, builds, tag) {
   if (kind === 'direct') return { port: originPort, child: undefined };
   const port = await freePort();
   const dir = join(tmp, `${kind}-${tag}`);
@@ -305,12 +307,8 @@ export async function startTarget(kind, originPort, tmp, tools, repoDir, tag) {
     await orKill(child, waitForPort(port, child, 'haproxy'));
     return { port, child, dir };
   }
-  if (kind === 'switchyard') {
-    const bin = join(repoDir, 'bin', 'switchyard.js');
-    if (!existsSync(join(repoDir, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npx tsc -p .` (npm run build) first');
-    const child = launch('switchyard', process.execPath,
-      [bin, 'proxy', '--listen', `${HOST}:${port}`, '--to', `http://${HOST}:${originPort}`], dir, { pipeStdout: true, cwd: repoDir });
-    const startLine = await orKill(child, switchyardStartLine(child));
+  if (builds[kind]) {
+    const { child, startLine } = await launchSwitchyard(builds[kind], ['proxy', '--listen', `${HOST}:${port}`, '--to', `http://${HOST}:${originPort}`, ...builds[kind].proxyArgs], dir);
     return { port, child, dir, startLine };
   }
   throw new Error(`unknown target ${kind}`);
@@ -340,17 +338,67 @@ async function switchyardStartLine(child) {
 }
 
 /**
- * Starts `switchyard run -c FILE` on a config file written by `makeConfig(port)`
- * (a free port on 127.0.0.1 is picked first); returns { port, child, dir, file, startLine }.
+ * Starts `switchyard run -c FILE` of `build` (a switchyardBuild() result) on a
+ * config file written by `makeConfig(port, build)` (a free port on 127.0.0.1 is
+ * picked first); returns { port, child, dir, file, startLine }.
  */
-export async function startSwitchyardRun(makeConfig, tmp, repoDir, tag) {
-  if (!existsSync(join(repoDir, 'dist', 'src', 'cli', 'main.js'))) throw new Error('dist/ is missing: run `npx tsc -p .` (npm run build) first');
+export async function startSwitchyardRun(makeConfig, tmp, build, tag) {
   const port = await freePort();
-  const dir = join(tmp, `switchyard-${tag}`);
+  const dir = join(tmp, `${build.name}-${tag}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'switchyard.yaml');
-  writeFileSync(file, makeConfig(port));
-  const child = launch('switchyard', process.execPath, [join(repoDir, 'bin', 'switchyard.js'), 'run', '-c', file], dir, { pipeStdout: true, cwd: repoDir });
-  const startLine = await orKill(child, switchyardStartLine(child));
+  writeFileSync(file, makeConfig(port, build));
+  const { child, startLine } = await launchSwitchyard(build, ['run', '-c', file], dir);
   return { port, child, dir, file, startLine };
+}
+
+/** Starts bin/switchyard.js of `build` with `args` (stdout piped and drained); resolves once it printed its start line. */
+async function launchSwitchyard(build, args, dir) {
+  if (!existsSync(join(build.dir, 'dist', 'src', 'cli', 'main.js'))) throw new Error(`${build.dir}/dist/ is missing: run \`npx tsc -p .\` (npm run build) there first`);
+  const child = launch(build.name, process.execPath, [join(build.dir, 'bin', 'switchyard.js'), ...args], dir, { pipeStdout: true, cwd: build.dir });
+  const startLine = await orKill(child, switchyardStartLine(child));
+  return { child, startLine };
+}
+
+/**
+ * Copies the runnable part of the checkout in `repoDir` (bin/, package.json,
+ * dist/src/; node_modules as a symlink) to `dir`, so that every round runs the
+ * same code even if dist/ is rebuilt during the run (other work in the same
+ * checkout: `npm test` builds first). Returns { dir, builtAt } (the mtime of
+ * dist/src/cli/main.js).
+ */
+export function snapshotSwitchyard(repoDir, dir) {
+  const main = join(repoDir, 'dist', 'src', 'cli', 'main.js');
+  const builtAt = statSync(main).mtime;
+  mkdirSync(join(dir, 'dist'), { recursive: true });
+  cpSync(join(repoDir, 'bin'), join(dir, 'bin'), { recursive: true });
+  cpSync(join(repoDir, 'package.json'), join(dir, 'package.json'));
+  cpSync(join(repoDir, 'dist', 'src'), join(dir, 'dist', 'src'), { recursive: true });
+  symlinkSync(join(repoDir, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return { dir, builtAt };
+}
+
+/**
+ * What a Switchyard build in `dir` (a checkout with dist/ built) supports, so
+ * the bench can run older builds too. Quick mode gets `--access-log off` when
+ * `proxy --help` mentions --access-log (nginx and HAProxy run with no access
+ * log either; the access log's default is JSON lines on stdout); a config file
+ * gets `access_log: false` when the build's config schema (`switchyard schema`)
+ * has an access_log key (the schema is strict: an older build would reject it).
+ * Returns { name, dir, proxyArgs, configAccessLogOff, accessLogOff }.
+ */
+export function switchyardBuild(name, dir) {
+  const bin = join(dir, 'bin', 'switchyard.js');
+  const help = spawnSync(process.execPath, [bin, 'proxy', '--help'], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+  const accessLogFlag = /--access-log\b/.test(`${help.stdout ?? ''}${help.stderr ?? ''}`);
+  let configAccessLog = false;
+  const schema = spawnSync(process.execPath, [bin, 'schema'], { cwd: dir, encoding: 'utf8', timeout: 30_000, maxBuffer: 64 * 1024 * 1024 });
+  try {
+    configAccessLog = Boolean(JSON.parse(schema.stdout).properties?.access_log);
+  } catch {
+    configAccessLog = accessLogFlag; // no usable schema command: assume the config file follows the quick mode
+  }
+  return {
+    name, dir, proxyArgs: accessLogFlag ? ['--access-log', 'off'] : [], accessLogOff: accessLogFlag, configAccessLogOff: configAccessLog,
+  };
 }
