@@ -57,12 +57,27 @@ export class AccessLog {
     }
   }
 
-  /** Writes out what is buffered (on exit). */
+  /** Writes out what is buffered now (not while the destination is failing: that would block). */
   flush(): void {
+    if (this.failing) return;
     try {
       this.destination.flushSync();
+    } catch (err) {
+      this.writeFailed(err as NodeJS.ErrnoException);
+    }
+  }
+
+  /**
+   * Writes out what is buffered and closes the file (on exit). A destination
+   * that is failing is dropped instead: sonic-boom's synchronous flush retries
+   * a full disk forever, which would hang the exit.
+   */
+  close(): void {
+    try {
+      if (this.failing) this.destination.destroy();
+      else this.destination.flushSync();
     } catch {
-      // Nothing more can be done for lines a failing disk refuses.
+      this.destination.destroy();
     }
   }
 
@@ -92,7 +107,7 @@ export function combinedLine(record: RequestRecord | TunnelRecord): string {
   if (record.upstream !== undefined) line += ` upstream=${record.upstream}`;
   if (record.type === 'tunnel') {
     line += ` in=${record.bytes_from_client} msgs_in=${record.messages_from_client} msgs_out=${record.messages_from_backend}`;
-    line += ` client_close=${record.client_close.code ?? '-'} backend_close=${record.backend_close.code ?? '-'} closed_by=${record.closed_by}`;
+    line += ` client_close=${record.client_close?.code ?? '-'} backend_close=${record.backend_close?.code ?? '-'} closed_by=${record.closed_by}`;
   }
   if (record.error !== undefined) line += ` error=${record.error}`;
   return line;

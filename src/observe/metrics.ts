@@ -136,6 +136,8 @@ export class Metrics {
     new Gauge({
       name: 'switchyard_upstream_server_state', help: '1 for the state each upstream server is in (up, down, ejected, draining).',
       labelNames: ['upstream', 'server', 'state'], registers,
+      // With workers: 1 when any worker sees the server in that state (not a count of workers).
+      aggregator: 'max',
       collect() {
         this.reset();
         const now = Date.now();

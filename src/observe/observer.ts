@@ -68,8 +68,8 @@ export class Observer {
     stats.endedBytesFromBackend += record.bytes_from_backend;
     stats.endedMessagesFromClient += record.messages_from_client;
     stats.endedMessagesFromBackend += record.messages_from_backend;
-    if (record.client_close.code !== undefined) increment(stats.closeCodes, `client:${record.client_close.code}`);
-    if (record.backend_close.code !== undefined) increment(stats.closeCodes, `backend:${record.backend_close.code}`);
+    if (record.client_close) increment(stats.closeCodes, `client:${record.client_close.code}`);
+    if (record.backend_close) increment(stats.closeCodes, `backend:${record.backend_close.code}`);
     increment(stats.closedBy, record.closed_by);
     this.metrics.sessionSeconds.observe({ route: stats.route }, record.session_ms / 1000);
     if (record.malformed !== undefined) {

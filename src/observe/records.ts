@@ -39,8 +39,8 @@ export interface RequestRecord {
 export type ClosedBy = 'client' | 'backend' | 'idle_timeout' | 'drain' | 'shutdown' | 'server_down' | 'error' | 'admin';
 
 export interface CloseInfo {
-  /** undefined when no close frame came, 1005 semantics when it had no code. */
-  code: number | undefined;
+  /** 1005 when the close frame carried no code. */
+  code: number;
   reason: string | undefined;
 }
 
@@ -52,9 +52,12 @@ export interface TunnelRecord extends Omit<RequestRecord, 'type' | 'bytes_in' | 
   bytes_from_backend: number;
   messages_from_client: number;
   messages_from_backend: number;
-  client_close: CloseInfo;
-  backend_close: CloseInfo;
+  /** Absent when that side sent no close frame. */
+  client_close: CloseInfo | undefined;
+  backend_close: CloseInfo | undefined;
   closed_by: ClosedBy;
+  /** With closed_by error: the side whose connection failed. */
+  error_from: 'client' | 'backend' | undefined;
   /** The first protocol violation seen in either direction (still passed through). */
   malformed: string | undefined;
 }

@@ -25,7 +25,7 @@ const CLOSED_BY: Record<TunnelEndReason, ClosedBy> = {
 export interface TunnelOrigin {
   /** The request's log record as the 101 left it; the tunnel's record extends it. */
   readonly request: Omit<TunnelRecord, 'type' | 'session_ms' | 'bytes_from_client' | 'bytes_from_backend' | 'messages_from_client'
-    | 'messages_from_backend' | 'client_close' | 'backend_close' | 'closed_by' | 'malformed'>;
+    | 'messages_from_backend' | 'client_close' | 'backend_close' | 'closed_by' | 'malformed' | 'error_from'>;
   readonly stats: RouteStats;
   readonly upstreamName: string;
   readonly observer: Observer;
@@ -58,6 +58,8 @@ export class Tunnel implements Closable, TunnelView {
   private readEnded = 0;
   /** Which side's close frame came first: 0 none yet, else CLIENT_READ_ENDED or UPSTREAM_READ_ENDED. */
   firstClose = 0;
+  /** The side whose socket failed first, when one did. */
+  errorFrom: 'client' | 'backend' | undefined;
 
   constructor(
     readonly client: TunnelClient,
@@ -170,9 +172,10 @@ export class Tunnel implements Closable, TunnelView {
       bytes_from_backend: this.bytesFromUpstream,
       messages_from_client: fromClient.messages,
       messages_from_backend: fromUpstream.messages,
-      client_close: { code: fromClient.closeSeen ? fromClient.closeCode ?? 1005 : undefined, reason: fromClient.closeReason },
-      backend_close: { code: fromUpstream.closeSeen ? fromUpstream.closeCode ?? 1005 : undefined, reason: fromUpstream.closeReason },
+      client_close: fromClient.closeSeen ? { code: fromClient.closeCode ?? 1005, reason: fromClient.closeReason } : undefined,
+      backend_close: fromUpstream.closeSeen ? { code: fromUpstream.closeCode ?? 1005, reason: fromUpstream.closeReason } : undefined,
       closed_by: this.closedBy(),
+      error_from: this.endReason === 'error' ? this.errorFrom : undefined,
       error: this.endReason === 'error' ? 'SY_TUNNEL_ERROR' : origin.request.error,
       malformed: fromClient.malformed ?? fromUpstream.malformed,
     }, origin.stats);
@@ -281,7 +284,9 @@ function onIdle(this: TunnelSocket): void {
 function onSocketError(this: TunnelSocket): void {
   // The error itself is expected traffic (resets); 'close' follows and tears down.
   const tunnel = this[kTunnel];
-  if (tunnel) tunnel.endReason ??= 'error';
+  if (!tunnel) return;
+  tunnel.endReason ??= 'error';
+  tunnel.errorFrom ??= this === tunnel.client ? 'client' : 'backend';
 }
 
 function onSocketClose(this: TunnelSocket): void {

@@ -57,7 +57,7 @@ export async function runProxy(config: SwitchyardConfig, options: RunOptions = {
         draining = true;
         log.info({ why, drainMs: now ? 0 : config.timeouts.drainMs }, 'shutting down: draining requests and tunnels');
         void Promise.all([proxy.shutdown(now ? 0 : undefined), admin?.close()]).then(() => {
-          accessLog?.flush();
+          accessLog?.close();
           resolve(0);
         });
       } else if (now) {
