@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/model.js';
 import type { Logger } from '../log/logger.js';
 import type { AdminBackend } from './admin-backend.js';
@@ -9,12 +9,17 @@ import { describeConfig } from './describe-config.js';
 
 const SNAPSHOT_INTERVAL_MS = 1_000;
 const MAX_BODY_BYTES = 64 * 1024;
+/** Open dashboards at once; more get 503 so a leaked tab loop cannot pile up snapshots. */
+const MAX_FEEDS = 64;
 
 /**
  * The admin listener: the dashboard at /, Prometheus text at /metrics, and a
  * JSON API under /api/ (read: config, stats, upstreams, tunnels, live events;
  * act: drain and undrain a server, close a tunnel, reload). Every request needs
- * the bearer token when one is configured.
+ * the bearer token when one is configured. Without a token, only a Host that
+ * is an IP literal, localhost or the configured address is answered (a DNS
+ * rebinding page cannot reach a loopback admin), and a browser's Origin on a
+ * state-changing request must match the Host (no cross-site requests).
  */
 export class AdminServer {
   private readonly server: http.Server;
@@ -24,7 +29,8 @@ export class AdminServer {
   private constructor(private readonly config: AdminConfig, private readonly backend: AdminBackend, private readonly log: Logger) {
     this.server = http.createServer({ requireHostHeader: false }, (req, res) => {
       this.handle(req, res).catch((err: unknown) => {
-        this.log.error({ err, path: req.url }, 'admin request failed');
+        // The path only: a live feed may carry its token in the query.
+        this.log.error({ err, path: (req.url ?? '').split('?')[0] }, 'admin request failed');
         if (!res.headersSent) sendJson(res, 500, { error: 'SY_INTERNAL', message: (err as Error).message });
         else res.destroy();
       });
@@ -41,6 +47,9 @@ export class AdminServer {
       });
     });
     admin.server.on('error', (err) => log.error({ err }, 'admin listener error'));
+    if (config.token === undefined && !isLoopback(config.host)) {
+      log.warn({ code: 'SY_ADMIN_OPEN', host: config.host }, 'the admin listener is reachable from other hosts without a token; set a token (SWITCHYARD_ADMIN_TOKEN in quick mode)');
+    }
     return admin;
   }
 
@@ -52,14 +61,21 @@ export class AdminServer {
     clearInterval(this.feedTimer);
     for (const feed of this.feeds) feed.end();
     this.feeds.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Keep-alive and feed connections would hold close() open until they time out.
     this.server.closeAllConnections();
+    await closed;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    const refusal = this.refuseForeignBrowser(req, method);
+    if (refusal !== undefined) {
+      sendJson(res, 403, { error: 'SY_ADMIN_FORBIDDEN', message: refusal });
+      return;
+    }
     // The page itself holds no data (a browser cannot send a bearer header when
     // opening it); everything it shows comes from the token-guarded API.
     const page = method === 'GET' && (path === '/' || path === '/index.html');
@@ -93,7 +109,8 @@ export class AdminServer {
       const body = await readJson(req);
       const server = typeof body?.server === 'string' ? body.server : undefined;
       if (!server) return sendJson(res, 400, { error: 'SY_ADMIN_BAD_REQUEST', message: 'expected a JSON body { "server": URL }' });
-      const upstream = decodeURIComponent(drain[1] ?? '');
+      const upstream = decodePathPart(drain[1] ?? '');
+      if (upstream === undefined) return sendJson(res, 400, { error: 'SY_ADMIN_BAD_REQUEST', message: 'the upstream name is not valid percent-encoding' });
       const found = await this.backend.setDrain(upstream, server, drain[2] === 'drain');
       if (!found) return sendJson(res, 404, { error: 'SY_ADMIN_NOT_FOUND', message: `no server ${server} in upstream ${upstream}` });
       this.log.info({ upstream, server, action: drain[2] }, 'admin API');
@@ -101,19 +118,39 @@ export class AdminServer {
     }
     const tunnel = /^\/api\/tunnels\/([^/]+)$/.exec(path);
     if (method === 'DELETE' && tunnel) {
-      const id = decodeURIComponent(tunnel[1] ?? '');
+      const id = decodePathPart(tunnel[1] ?? '');
+      if (id === undefined) return sendJson(res, 400, { error: 'SY_ADMIN_BAD_REQUEST', message: 'the tunnel id is not valid percent-encoding' });
       if (!(await this.backend.closeTunnel(id))) return sendJson(res, 404, { error: 'SY_ADMIN_NOT_FOUND', message: `no open tunnel ${id}` });
       return sendJson(res, 200, { closed: id });
     }
     sendJson(res, 404, { error: 'SY_ADMIN_NOT_FOUND', message: `${method} ${path} is not part of the admin API` });
   }
 
+  /**
+   * Why a request looks like a foreign web page reaching in, or undefined.
+   * With a token nothing is needed: a page cannot learn it.
+   */
+  private refuseForeignBrowser(req: IncomingMessage, method: string): string | undefined {
+    if (this.config.token !== undefined) return undefined;
+    const host = req.headers.host;
+    if (host !== undefined && !this.trustedHost(host)) return `Host "${host}" is not an address of this admin listener; use an IP address, localhost, or set a token`;
+    const origin = req.headers.origin;
+    if (method !== 'GET' && method !== 'HEAD' && origin !== undefined && !sameHost(origin, host)) return `a ${method} from origin ${origin} is refused`;
+    return undefined;
+  }
+
+  private trustedHost(hostHeader: string): boolean {
+    const name = hostName(hostHeader).toLowerCase();
+    return isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost') || name === this.config.host.toLowerCase();
+  }
+
   private authorized(req: IncomingMessage, url: URL): boolean {
     const token = this.config.token;
     if (token === undefined) return true;
     const header = req.headers.authorization;
+    const bearer = header === undefined ? null : /^bearer +(.*)$/is.exec(header);
     // EventSource cannot send headers: the live feed may carry the token in its URL.
-    const given = header?.startsWith('Bearer ') ? header.slice(7) : url.pathname === '/api/events' ? url.searchParams.get('token') ?? '' : '';
+    const given = bearer ? bearer[1] ?? '' : url.pathname === '/api/events' ? url.searchParams.get('token') ?? '' : '';
     const a = Buffer.from(given);
     const b = Buffer.from(token);
     return a.length === b.length && timingSafeEqual(a, b);
@@ -121,6 +158,10 @@ export class AdminServer {
 
   /** Server-Sent Events: a snapshot now and then every second, to every open dashboard. */
   private openFeed(req: IncomingMessage, res: ServerResponse): void {
+    if (this.feeds.size >= MAX_FEEDS) {
+      sendJson(res, 503, { error: 'SY_ADMIN_BUSY', message: `${MAX_FEEDS} live feeds are open already` });
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     this.feeds.add(res);
@@ -139,11 +180,40 @@ export class AdminServer {
     if (feeds.length === 0) return;
     try {
       const line = `data: ${JSON.stringify(await this.backend.snapshot())}\n\n`;
-      for (const feed of feeds) if (!feed.destroyed) feed.write(line);
+      // A reader that does not keep up skips snapshots instead of buffering them.
+      for (const feed of feeds) if (!feed.destroyed && !feed.writableNeedDrain) feed.write(line);
     } catch (err) {
       this.log.warn({ err }, 'admin live feed: snapshot failed');
     }
   }
+}
+
+function decodePathPart(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host name of a Host header value, without port or IPv6 brackets. */
+function hostName(hostHeader: string): string {
+  const bracketed = /^\[([^\]]*)\]/.exec(hostHeader);
+  if (bracketed) return bracketed[1] ?? '';
+  const colon = hostHeader.lastIndexOf(':');
+  return colon === -1 ? hostHeader : hostHeader.slice(0, colon);
+}
+
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host.toLowerCase() === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

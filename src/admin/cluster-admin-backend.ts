@@ -65,6 +65,11 @@ export class ClusterAdminBackend implements AdminBackend {
     return this.currentConfig;
   }
 
+  /** A reload started elsewhere (SIGHUP, --watch) loaded this config. */
+  configReloaded(config: SwitchyardConfig): void {
+    this.currentConfig = config;
+  }
+
   async setDrain(upstream: string, server: string, drain: boolean): Promise<boolean> {
     return (await this.ask({ op: 'drain', upstream, server, drain })).some(Boolean);
   }

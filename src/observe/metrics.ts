@@ -34,8 +34,8 @@ const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly handshakeSeconds: Histogram<'route'>;
-  readonly sessionSeconds: Histogram<'route'>;
+  readonly handshakeSeconds: Histogram<'site' | 'route'>;
+  readonly sessionSeconds: Histogram<'site' | 'route'>;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -127,11 +127,23 @@ export class Metrics {
     });
     this.handshakeSeconds = new Histogram({
       name: 'switchyard_websocket_handshake_seconds', help: 'From the client\'s upgrade request to the 101 sent back.',
-      labelNames: ['route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers,
+      labelNames: ['site', 'route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers,
     });
     this.sessionSeconds = new Histogram({
       name: 'switchyard_websocket_session_seconds', help: 'How long tunnels lasted.',
-      labelNames: ['route'], buckets: [1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600], registers,
+      labelNames: ['site', 'route'], buckets: [1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600], registers,
+    });
+    new Gauge({
+      name: 'switchyard_upstream_active', help: 'In-flight requests plus open tunnels, by route and upstream server.',
+      labelNames: ['site', 'route', 'upstream', 'server'], registers,
+      collect() {
+        this.reset();
+        for (const stats of book.routes.values()) {
+          for (const [pool, servers] of stats.active) {
+            for (const [server, count] of servers) this.set({ site: stats.site, route: stats.route, upstream: pool.config.name, server: server.url }, count);
+          }
+        }
+      },
     });
     new Gauge({
       name: 'switchyard_upstream_server_state', help: '1 for the state each upstream server is in (up, down, ejected, draining).',

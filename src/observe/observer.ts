@@ -60,7 +60,7 @@ export class Observer {
   tunnelOpened(stats: RouteStats, handshakeSeconds: number): void {
     stats.tunnelsOpened++;
     stats.countRequest(101);
-    this.metrics.handshakeSeconds.observe({ route: stats.route }, handshakeSeconds);
+    this.metrics.handshakeSeconds.observe({ site: stats.site, route: stats.route }, handshakeSeconds);
   }
 
   tunnelEnded(record: TunnelRecord, stats: RouteStats): void {
@@ -68,10 +68,10 @@ export class Observer {
     stats.endedBytesFromBackend += record.bytes_from_backend;
     stats.endedMessagesFromClient += record.messages_from_client;
     stats.endedMessagesFromBackend += record.messages_from_backend;
-    if (record.client_close) increment(stats.closeCodes, `client:${record.client_close.code}`);
-    if (record.backend_close) increment(stats.closeCodes, `backend:${record.backend_close.code}`);
+    if (record.client_close) increment(stats.closeCodes, `client:${closeCodeLabel(record.client_close.code)}`);
+    if (record.backend_close) increment(stats.closeCodes, `backend:${closeCodeLabel(record.backend_close.code)}`);
     increment(stats.closedBy, record.closed_by);
-    this.metrics.sessionSeconds.observe({ route: stats.route }, record.session_ms / 1000);
+    this.metrics.sessionSeconds.observe({ site: stats.site, route: stats.route }, record.session_ms / 1000);
     if (record.malformed !== undefined) {
       // The bytes went through unchanged; the operator should still hear of it.
       this.log.warn({ request_id: record.request_id, route: record.route, upstream: record.upstream, malformed: record.malformed }, 'a tunnel carried a malformed WebSocket stream');
@@ -86,6 +86,19 @@ export class Observer {
     this.recentErrors.push({ time: record.time, code, status: record.status, route: record.route, upstream: record.upstream, path: record.path });
     if (this.recentErrors.length > RECENT_ERRORS) this.recentErrors.shift();
   }
+}
+
+/**
+ * The close code as a metric label. Peers choose codes freely, so only the
+ * protocol's own range keeps its number (RFC 6455 §7.4); the registered and
+ * private ranges collapse to one label each, anything else is "invalid".
+ */
+export function closeCodeLabel(code: number | undefined): string {
+  if (code === undefined) return 'none';
+  if (code >= 1000 && code <= 1015) return String(code);
+  if (code >= 3000 && code <= 3999) return '3xxx';
+  if (code >= 4000 && code <= 4999) return '4xxx';
+  return 'invalid';
 }
 
 function increment(map: Map<string, number>, key: string): void {

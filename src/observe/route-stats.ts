@@ -1,3 +1,6 @@
+import type { UpstreamPool } from '../upstream/upstream-pool.js';
+import type { UpstreamServer } from '../upstream/upstream-server.js';
+
 /**
  * Plain counters of one route, bumped on the request path (a field increment,
  * nothing allocated) and read when metrics are scraped or the dashboard asks.
@@ -19,7 +22,27 @@ export class RouteStats {
   /** Tunnel ends by who closed. */
   readonly closedBy = new Map<string, number>();
 
+  /** In-flight requests plus open tunnels of this route, by pool and server (entries leave at 0). */
+  readonly active = new Map<UpstreamPool, Map<UpstreamServer, number>>();
+
   constructor(readonly route: string, readonly site: string) {}
+
+  serverAcquired(pool: UpstreamPool, server: UpstreamServer): void {
+    let servers = this.active.get(pool);
+    if (!servers) {
+      servers = new Map();
+      this.active.set(pool, servers);
+    }
+    servers.set(server, (servers.get(server) ?? 0) + 1);
+  }
+
+  serverReleased(pool: UpstreamPool, server: UpstreamServer): void {
+    const servers = this.active.get(pool);
+    const count = servers?.get(server);
+    if (!servers || count === undefined) return;
+    if (count > 1) servers.set(server, count - 1);
+    else if (servers.delete(server) && servers.size === 0) this.active.delete(pool);
+  }
 
   countRequest(status: number): void {
     const statusClass = (status / 100) | 0;

@@ -49,7 +49,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     private readonly forward: ForwardContext,
     private readonly arrival: RequestStart,
   ) {
-    super(decision.route.pool!, context.log);
+    super(decision.route.pool!, context.log, context.observer.statsFor(decision.route));
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, false);
     this.http2 = isHttp2(facts.req);
     context.registry.requestStarted();

@@ -153,7 +153,7 @@ export class Tunnel implements Closable, TunnelView {
       return;
     }
     this.server.tunnels.delete(this);
-    this.pool.release(this.server);
+    this.pool.release(this.server, this.origin.stats);
     this.registry.removeTunnel(this);
     const client = this.client as TunnelSocket;
     const upstream = this.upstream as TunnelSocket;

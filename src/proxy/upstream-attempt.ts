@@ -1,6 +1,7 @@
 import { UPSTREAM_DEFAULTS, type FailureKind } from '../config/model.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { RouteStats } from '../observe/route-stats.js';
 import { FULL, type SelectionInput, type UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 import type { Waiter } from '../upstream/wait-queue.js';
@@ -27,7 +28,7 @@ export abstract class UpstreamAttempt implements Waiter {
   private readonly deadline: number;
   private waiting = false;
 
-  constructor(protected readonly pool: UpstreamPool, protected readonly log: Logger) {
+  constructor(protected readonly pool: UpstreamPool, protected readonly log: Logger, protected readonly stats: RouteStats) {
     this.retriesLeft = pool.config.retries ?? UPSTREAM_DEFAULTS.retries;
     this.deadline = Date.now() + (pool.config.retryDeadlineMs ?? UPSTREAM_DEFAULTS.retryDeadlineMs);
   }
@@ -59,7 +60,7 @@ export abstract class UpstreamAttempt implements Waiter {
       this.pool.retries++;
     }
     this.setCookie = selection.setCookie;
-    this.pool.acquire(server);
+    this.pool.acquire(server, this.stats);
     this.begin(server);
   }
 
@@ -82,7 +83,7 @@ export abstract class UpstreamAttempt implements Waiter {
     if (!server) return;
     this.server = undefined;
     if (kind !== undefined) this.pool.recordFailure(server, kind, Date.now());
-    this.pool.release(server);
+    this.pool.release(server, this.stats);
     (this.tried ??= []).push(server);
     this.lastError = error;
     if (retryable && this.retriesLeft > 0 && Date.now() < this.deadline) {
@@ -100,7 +101,7 @@ export abstract class UpstreamAttempt implements Waiter {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    this.pool.release(server);
+    this.pool.release(server, this.stats);
   }
 
   protected stopWaiting(): void {

@@ -51,7 +51,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
     private readonly forward: ForwardContext,
     private readonly arrival: RequestStart,
   ) {
-    super(decision.route.pool!, context.log);
+    super(decision.route.pool!, context.log, context.observer.statsFor(decision.route));
     this.req = facts.req;
     this.key = facts.req.headers['sec-websocket-key'] === undefined ? randomBytes(16).toString('base64') : undefined;
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, true, this.key);

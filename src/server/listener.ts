@@ -182,7 +182,8 @@ const PREFACE_DECIDES_AFTER = PREFACE.length;
 /** Reads until the first bytes say HTTP/2 (the preface) or not, puts them back, and decides. */
 function sniffPreface(socket: Socket, headerMs: number, decide: (isHttp2: boolean) => void): void {
   let seen: Buffer = Buffer.alloc(0);
-  socket.setTimeout(headerMs, () => socket.destroy());
+  const onTimeout = (): void => void socket.destroy();
+  socket.setTimeout(headerMs, onTimeout);
   socket.on('error', ignoreError);
   const onData = (chunk: Buffer): void => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
@@ -193,7 +194,9 @@ function sniffPreface(socket: Socket, headerMs: number, decide: (isHttp2: boolea
     socket.removeListener('error', ignoreError);
     socket.pause();
     socket.unshift(seen);
+    // The server that takes the socket sets its own timeouts; ours must not fire then.
     socket.setTimeout(0);
+    socket.removeListener('timeout', onTimeout);
     decide(isHttp2);
   };
   socket.on('data', onData);

@@ -158,7 +158,8 @@ async function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOpt
       return { ok: false, errors: err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message] };
     }
   });
-  const admin = config.admin ? await AdminServer.start(config.admin, new ClusterAdminBackend(config, checkReload), log) : undefined;
+  const adminBackend = config.admin ? new ClusterAdminBackend(config, checkReload) : undefined;
+  const admin = config.admin && adminBackend ? await AdminServer.start(config.admin, adminBackend, log) : undefined;
   if (admin) log.info({ admin: `http://${config.admin!.host}:${admin.port}/` }, 'admin listener ready');
   // Workers must agree on the sticky secret, so the primary fixes it for all.
   const env = { SWITCHYARD_SECRET: [...config.upstreams.values()][0]?.stickySecret ?? '' };
@@ -182,6 +183,9 @@ async function runPrimary(config: SwitchyardConfig, log: Logger, options: RunOpt
   });
   if (options.reload) {
     const reloadAll = (): void => {
+      // The primary's own view (the admin API's /api/config) follows the file too.
+      const checked = adminBackend && checkReload?.();
+      if (checked?.ok && checked.config) adminBackend?.configReloaded(checked.config);
       for (const worker of Object.values(cluster.workers ?? {})) if (worker?.isConnected()) worker.send({ type: 'switchyard:reload' } satisfies ControlMessage);
     };
     process.on('SIGHUP', reloadAll);

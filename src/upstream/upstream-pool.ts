@@ -1,3 +1,4 @@
+import type { RouteStats } from '../observe/route-stats.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { UPSTREAM_DEFAULTS, type FailureKind, type UpstreamConfig } from '../config/model.js';
 import type { Balancer, BalanceRequest, RequestKind } from './balancer/balancer.js';
@@ -110,13 +111,15 @@ export class UpstreamPool {
     return { server: balancer.select(available, request), setCookie: undefined };
   }
 
-  /** Counts a request or tunnel against the server until release(). */
-  acquire(server: UpstreamServer): void {
+  /** Counts a request or tunnel against the server (and the route's gauge) until release(). */
+  acquire(server: UpstreamServer, stats?: RouteStats): void {
     server.active++;
+    stats?.serverAcquired(this, server);
   }
 
-  release(server: UpstreamServer): void {
+  release(server: UpstreamServer, stats?: RouteStats): void {
     server.active--;
+    stats?.serverReleased(this, server);
     if (this.queue.length > 0 && server.hasCapacity()) this.queue.wakeOne();
   }
 
