@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   SY_CLIENT_HTTP_VERSION: { status: 505, source: 'client', retryable: false, message: 'HTTP version not supported' },
   SY_CLIENT_MISDIRECTED: { status: 400, source: 'client', retryable: false, message: 'request target names another host' },
   SY_HTTP2_WEBSOCKET_OFF: { status: 421, source: 'client', retryable: false, message: 'WebSockets over HTTP/2 are off for this route; use HTTP/1.1' },
+  SY_WEBSOCKET_ORIGIN_DENIED: { status: 403, source: 'client', retryable: false, message: 'this Origin may not open WebSockets here' },
+  SY_WEBSOCKET_SUBPROTOCOL_DENIED: { status: 403, source: 'client', retryable: false, message: 'none of the requested subprotocols is allowed here' },
   SY_CLIENT_CLOSED: { status: 499, source: 'client', retryable: false, message: 'client closed the connection' },
   SY_INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'internal error' },
   SY_CONFIG_INVALID: { status: 0, source: 'config', retryable: false, message: 'invalid configuration' },

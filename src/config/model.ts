@@ -182,6 +182,27 @@ export type RouteAction =
   | { readonly kind: 'redirect'; readonly status: number; readonly location: string }
   | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly contentType: string };
 
+/** A route's WebSocket policies (`websocket:` in the file); undefined fields are off. */
+export interface WebSocketPolicyConfig {
+  readonly ping?: { readonly intervalMs: number; readonly timeoutMs: number; readonly client: boolean; readonly backend: boolean };
+  readonly maxAgeMs?: number;
+  /** 0–1: each tunnel's max age is shortened by up to this fraction. */
+  readonly maxAgeJitter: number;
+  readonly maxMessageBytes?: number;
+  readonly maxMessagesPerSecond?: number;
+  /** Lower-case origins: exact ("https://app.example.com") or with a "*" label ("https://*.example.com"). */
+  readonly allowedOrigins?: readonly string[];
+  readonly allowedSubprotocols?: readonly string[];
+}
+
+/** How open tunnels are closed on shutdown and server drain. */
+export interface DrainConfig {
+  /** Tunnels closed per second; 0: all at once. */
+  readonly rate: number;
+  /** 0–1: each close moves by up to this fraction of 1/rate. */
+  readonly jitter: number;
+}
+
 export interface RouteConfig {
   /** Where it stands in the config, e.g. "sites[0].routes[2]", for messages. */
   readonly id: string;
@@ -191,6 +212,8 @@ export interface RouteConfig {
   readonly timeouts: RouteTimeouts;
   /** false: WebSockets over HTTP/2 are refused on this route (421). Default true. */
   readonly websocketOverHttp2?: boolean;
+  /** WebSocket policies; undefined: none (the tunnel is a plain byte pipe). */
+  readonly websocket?: WebSocketPolicyConfig;
 }
 
 export interface SiteConfig {
@@ -219,6 +242,7 @@ export interface SwitchyardConfig {
   readonly timeouts: TimeoutConfig;
   readonly limits: LimitConfig;
   readonly workers: number;
+  readonly drain: DrainConfig;
   /** The config file it came from, if any (reload reads it again). */
   readonly file?: string;
 }
@@ -233,6 +257,7 @@ export const DEFAULTS = {
     drainMs: 30_000,
   } satisfies TimeoutConfig,
   limits: { maxHeaderBytes: 16 * 1024 } satisfies LimitConfig,
+  drain: { rate: 500, jitter: 0.5 } satisfies DrainConfig,
   stickyCookieName: 'sy_affinity',
   failTimeoutMs: 10_000,
   workers: 1,
@@ -247,6 +272,7 @@ export type SwitchyardConfigInput = {
   timeouts?: Partial<TimeoutConfig>;
   limits?: Partial<LimitConfig>;
   workers?: number;
+  drain?: Partial<DrainConfig>;
 };
 
 export const QUICK_UPSTREAM = 'default';
@@ -278,6 +304,7 @@ export function withDefaults(input: SwitchyardConfigInput, randomSecret: () => s
     sites: [{ id: 'sites[0]', name: 'default', hosts: ['*'], routes: [route] }],
     upstreams: new Map([[QUICK_UPSTREAM, upstream]]),
     timeouts,
+    drain: { ...DEFAULTS.drain, ...input.drain },
     limits: { ...DEFAULTS.limits, ...input.limits },
     workers: input.workers ?? DEFAULTS.workers,
     ...(input.accessLog ? { accessLog: input.accessLog } : {}),

@@ -78,6 +78,22 @@ const RouteTimeouts = z.strictObject({
   tunnel_idle: Duration.optional(),
 });
 
+const WebSocketPolicy = z.strictObject({
+  ping: z.strictObject({
+    interval: Duration.describe('Send a ping to a side that sent nothing for this long.'),
+    timeout: Duration.default('10s').describe('Close the tunnel when the pong does not come within this.'),
+    to: z.enum(['client', 'backend', 'both']).default('both').describe('Which sides are pinged.'),
+  }).optional().describe('Proxy pings on quiet tunnels: find dead peers, keep NAT paths open. Default: off.'),
+  max_age: Duration.optional().describe('Recycle tunnels older than this with close code 1012. Default: none.'),
+  max_age_jitter: z.number().min(0).max(1).default(0.1).describe('Each tunnel\'s max_age is shortened by up to this fraction, at random.'),
+  max_message_bytes: z.number().int().min(1).optional().describe('Close with 1009 when a message is larger. Default: no limit.'),
+  max_messages_per_second: z.number().positive().optional().describe('Close with 1008 when a client sends more messages in one second. Default: no limit.'),
+  allowed_origins: z.array(z.string().min(1)).min(1).optional()
+    .describe('Origins allowed to open WebSockets (exact, or with a * label such as https://*.example.com); others get 403. Default: any.'),
+  allowed_subprotocols: z.array(z.string().min(1)).min(1).optional()
+    .describe('Sec-WebSocket-Protocol values a client may ask for; a handshake asking only for others gets 403. Default: any.'),
+});
+
 export const RouteSchema = z.strictObject({
   name: z.string().optional().describe('A name for logs and messages.'),
   match: MatchSchema.default({}).describe('What the route matches. Default: every request.'),
@@ -101,6 +117,7 @@ export const RouteSchema = z.strictObject({
   timeouts: RouteTimeouts.optional().describe('Override the global timeouts for this route.'),
   websocket_over_http2: z.boolean().optional()
     .describe('false: refuse WebSockets over HTTP/2 here (421), and stop advertising them to a TLS name whose site has no other route taking them. Default: true.'),
+  websocket: WebSocketPolicy.optional().describe('WebSocket policies of this route: proxy pings, max age, message limits, Origin and subprotocol checks.'),
 }).refine((route) => [route.to, route.redirect, route.respond].filter((value) => value !== undefined).length === 1, {
   message: 'a route needs exactly one action: to, redirect or respond',
 });
@@ -210,6 +227,10 @@ export const ConfigFileSchema = z.strictObject({
     max_header_bytes: z.number().int().min(1024).max(1024 * 1024).optional().describe('Default 16384.'),
   }).default({}),
   workers: z.number().int().min(1).max(256).default(1),
+  drain: z.strictObject({
+    rate: z.number().min(0).default(500).describe('Tunnels closed per second (with close frames) on shutdown and when a server is drained; 0: all at once.'),
+    jitter: z.number().min(0).max(1).default(0.5).describe('Each close moves by up to this fraction of 1/rate, at random.'),
+  }).default({ rate: 500, jitter: 0.5 }).describe('How open tunnels are closed when draining.'),
   access_log: z.union([z.literal(false), z.strictObject({
     path: z.string().min(1).default('-').describe('File to append to (its folder is created), or "-" for stdout. Reopened on SIGUSR1.'),
     format: z.enum(['json', 'combined']).default('json'),

@@ -11,6 +11,7 @@ import type { Locate } from './load.js';
 import {
   DEFAULTS, type AdminConfig, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
   type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type TlsFiles, type UpstreamConfig,
+  type WebSocketPolicyConfig,
 } from './model.js';
 import { UpstreamSchema, type ConfigFile, type MatchFile, type RouteFile, type UpstreamFile } from './schema.js';
 import { findShadowedRoutes } from './shadowing.js';
@@ -74,6 +75,7 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
   return {
     config: {
       listeners, sites, upstreams, timeouts, limits: { maxHeaderBytes: file.limits.max_header_bytes ?? DEFAULTS.limits.maxHeaderBytes }, workers: file.workers,
+      drain: { rate: file.drain.rate, jitter: file.drain.jitter },
       ...(file.access_log === false ? {} : { accessLog: { path: file.access_log.path === '-' ? '-' : resolve(dirname(resolve(context.file)), file.access_log.path), format: file.access_log.format } }),
       ...(admin ? { admin } : {}),
     },
@@ -255,6 +257,29 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
       tunnelIdleMs: duration(t.tunnel_idle, timeouts.tunnelIdleMs, [...path, 'timeouts', 'tunnel_idle'], report),
     },
     websocketOverHttp2: route.websocket_over_http2 ?? true,
+    ...(route.websocket ? { websocket: websocketPolicy(route.websocket, [...path, 'websocket'], report) } : {}),
+  };
+}
+
+function websocketPolicy(policy: NonNullable<RouteFile['websocket']>, path: Path, report: Report): WebSocketPolicyConfig {
+  const ping = policy.ping && {
+    intervalMs: duration(policy.ping.interval, 0, [...path, 'ping', 'interval'], report),
+    timeoutMs: duration(policy.ping.timeout, 10_000, [...path, 'ping', 'timeout'], report),
+    client: policy.ping.to !== 'backend',
+    backend: policy.ping.to !== 'client',
+  };
+  if (ping && ping.intervalMs < 100) report([...path, 'ping', 'interval'], 'must be at least 100ms');
+  for (const [index, origin] of (policy.allowed_origins ?? []).entries()) {
+    if (!/^[a-z][a-z0-9+.-]*:\/\/[^/]+$/i.test(origin) && origin !== 'null') report([...path, 'allowed_origins', index], `expected an origin such as https://app.example.com (scheme and host, no path), found "${origin}"`);
+  }
+  return {
+    ...(ping ? { ping } : {}),
+    ...(policy.max_age !== undefined ? { maxAgeMs: duration(policy.max_age, 0, [...path, 'max_age'], report) } : {}),
+    maxAgeJitter: policy.max_age_jitter,
+    ...(policy.max_message_bytes !== undefined ? { maxMessageBytes: policy.max_message_bytes } : {}),
+    ...(policy.max_messages_per_second !== undefined ? { maxMessagesPerSecond: policy.max_messages_per_second } : {}),
+    ...(policy.allowed_origins ? { allowedOrigins: policy.allowed_origins.map((origin) => origin.toLowerCase()) } : {}),
+    ...(policy.allowed_subprotocols ? { allowedSubprotocols: policy.allowed_subprotocols } : {}),
   };
 }
 

@@ -36,7 +36,7 @@ export interface RequestRecord {
 }
 
 /** Who ended a tunnel. */
-export type ClosedBy = 'client' | 'backend' | 'idle_timeout' | 'drain' | 'shutdown' | 'server_down' | 'error' | 'admin';
+export type ClosedBy = 'client' | 'backend' | 'idle_timeout' | 'drain' | 'shutdown' | 'server_down' | 'error' | 'admin' | 'max_age' | 'ping_timeout' | 'policy';
 
 export interface CloseInfo {
   /** 1005 when the close frame carried no code. */

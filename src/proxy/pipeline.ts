@@ -1,3 +1,4 @@
+import { checkWebSocketHandshake } from './websocket-policy.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -76,10 +77,12 @@ export class ProxyPipeline {
     const facts = requestFacts(req, true);
     const forward = this.forwardContext(socket);
     const arrival = requestStart(req, facts.method, req.url ?? facts.path, forward);
-    const next = this.dispose(req, facts);
+    let next = this.dispose(req, facts);
+    const route = 'route' in next ? next.route : undefined;
+    if (route) next = checkWebSocketHandshake(route.config.websocket, req) ?? next;
     if (next instanceof ProxyError) {
       writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
-      this.answeredLocally(arrival, next.status, undefined, next);
+      this.answeredLocally(arrival, next.status, route, next);
     } else if ('route' in next) {
       new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, forward, arrival).start();
     } else {
@@ -103,10 +106,12 @@ export class ProxyPipeline {
     let next = this.dispose(req, facts);
     const client = new Http2HandshakeClient(res);
     client.stream.on('error', ignoreSocketError);
-    if ('route' in next && next.route.config.websocketOverHttp2 === false) next = new ProxyError('SY_HTTP2_WEBSOCKET_OFF', next.route.label);
+    const route = 'route' in next ? next.route : undefined;
+    if (route && route.config.websocketOverHttp2 === false) next = new ProxyError('SY_HTTP2_WEBSOCKET_OFF', route.label);
+    else if (route) next = checkWebSocketHandshake(route.config.websocket, req) ?? next;
     if (next instanceof ProxyError) {
       client.fail(next);
-      this.answeredLocally(arrival, next.status, undefined, next);
+      this.answeredLocally(arrival, next.status, route, next);
     } else if ('route' in next) {
       new WebSocketHandshake(this.context, next, facts, client, EMPTY, forward, arrival).start();
     } else {

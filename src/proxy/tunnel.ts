@@ -3,6 +3,9 @@ import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Closable, ConnectionRegistry } from '../server/connection-registry.js';
 import { FrameTracker } from './frames/frame-tracker.js';
+import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART } from './frames/control-frames.js';
+import { CLOSE_REPLY_MS, TunnelControl, type ControlledTunnel, type GracefulReason } from './tunnel-control.js';
+import type { WebSocketPolicyConfig } from '../config/model.js';
 import type { Observer } from '../observe/observer.js';
 import type { RouteStats } from '../observe/route-stats.js';
 import type { ClosedBy, TunnelRecord } from '../observe/records.js';
@@ -15,10 +18,11 @@ const kTunnel = Symbol('switchyard.tunnel');
 export type TunnelClient = Socket | Http2Stream;
 type TunnelSocket = TunnelClient & { [kTunnel]?: Tunnel };
 
-export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'shutdown' | 'drain' | 'down' | 'admin';
+export type TunnelEndReason = 'client' | 'upstream' | 'idle' | 'error' | 'down' | GracefulReason;
 
 const CLOSED_BY: Record<TunnelEndReason, ClosedBy> = {
   client: 'client', upstream: 'backend', idle: 'idle_timeout', error: 'error', shutdown: 'shutdown', drain: 'drain', down: 'server_down', admin: 'admin',
+  max_age: 'max_age', ping_timeout: 'ping_timeout', policy: 'policy',
 };
 
 /** What the handshake knew, for the tunnel's log line, metrics and the admin API. */
@@ -29,6 +33,8 @@ export interface TunnelOrigin {
   readonly stats: RouteStats;
   readonly upstreamName: string;
   readonly observer: Observer;
+  /** The route's WebSocket policies, if it has any. */
+  readonly policy?: WebSocketPolicyConfig | undefined;
 }
 
 let nextTunnelId = 1;
@@ -44,14 +50,16 @@ const KEEPALIVE_DELAY_MS = 60_000;
  * allocated per chunk. Backpressure pauses the fast side; a FIN is passed on;
  * an error on either side destroys both; the idle timer watches bytes both ways.
  */
-export class Tunnel implements Closable, TunnelView {
+export class Tunnel implements Closable, TunnelView, ControlledTunnel {
   readonly id = nextTunnelId++;
   bytesFromClient = 0;
   bytesFromUpstream = 0;
   endReason: TunnelEndReason | undefined;
   /** Frame headers seen each way: messages, pings, close codes (nothing is changed). */
-  readonly fromClient = new FrameTracker({ expectMasked: true });
-  readonly fromUpstream = new FrameTracker({ expectMasked: false });
+  readonly fromClient: FrameTracker;
+  readonly fromUpstream: FrameTracker;
+  /** The proxy acting inside the stream (policies, graceful close); undefined: a plain pipe. */
+  control: TunnelControl | undefined;
   /** performance.now() when the tunnel opened. */
   readonly openedAt = performance.now();
   readonly openedAtWall = Date.now();
@@ -70,6 +78,12 @@ export class Tunnel implements Closable, TunnelView {
     idleTimeoutMs: number,
     readonly origin: TunnelOrigin,
   ) {
+    const policy = origin.policy;
+    this.fromClient = new FrameTracker({ expectMasked: true, maxMessageBytes: policy?.maxMessageBytes });
+    this.fromUpstream = new FrameTracker({ expectMasked: false, maxMessageBytes: policy?.maxMessageBytes });
+    if (policy && (policy.ping || policy.maxAgeMs !== undefined || policy.maxMessageBytes !== undefined || policy.maxMessagesPerSecond !== undefined)) {
+      this.control = new TunnelControl(this, policy);
+    }
     (client as TunnelSocket)[kTunnel] = this;
     (upstream as TunnelSocket)[kTunnel] = this;
     // The handshake acquired the server; the tunnel releases it when it ends.
@@ -121,14 +135,38 @@ export class Tunnel implements Closable, TunnelView {
   sendEarly(toClient: Buffer, toUpstream: Buffer): void {
     if (toClient.length > 0) {
       this.bytesFromUpstream += toClient.length;
-      this.fromUpstream.feed(toClient);
-      this.client.write(toClient);
+      if (this.control) {
+        this.control.fromUpstream(toClient);
+      } else {
+        this.fromUpstream.feed(toClient);
+        this.client.write(toClient);
+      }
     }
     if (toUpstream.length > 0) {
       this.bytesFromClient += toUpstream.length;
-      this.fromClient.feed(toUpstream);
-      this.upstream.write(toUpstream);
+      if (this.control) {
+        this.control.fromClient(toUpstream);
+      } else {
+        this.fromClient.feed(toUpstream);
+        this.upstream.write(toUpstream);
+      }
     }
+  }
+
+  /**
+   * Ends the tunnel with close frames to both sides (1001 Going Away on
+   * shutdown, 1012 Service Restart on drain) at frame boundaries; whatever
+   * has not closed after the close handshake's time (or `leftMs`) is cut.
+   */
+  closeGracefully(reason: 'shutdown' | 'drain', leftMs: number): void {
+    this.control ??= new TunnelControl(this, undefined);
+    const code = reason === 'shutdown' ? CLOSE_GOING_AWAY : CLOSE_SERVICE_RESTART;
+    const replyMs = Math.max(0, Math.min(CLOSE_REPLY_MS, leftMs));
+    this.control.closeGracefully(reason, code, reason === 'shutdown' ? 'proxy shutting down' : 'server draining', replyMs);
+  }
+
+  ending(reason: GracefulReason): void {
+    this.endReason ??= reason;
   }
 
   destroy(reason: TunnelEndReason): void {
@@ -152,6 +190,7 @@ export class Tunnel implements Closable, TunnelView {
       }
       return;
     }
+    this.control?.dispose();
     this.server.tunnels.delete(this);
     this.pool.release(this.server, this.origin.stats);
     this.registry.removeTunnel(this);
@@ -240,18 +279,30 @@ function onClientData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel];
   if (!tunnel) return;
   tunnel.bytesFromClient += chunk.length;
-  tunnel.fromClient.feed(chunk);
+  const control = tunnel.control;
+  if (control) {
+    control.fromClient(chunk);
+    if (tunnel.upstream.writableNeedDrain) this.pause();
+  } else {
+    tunnel.fromClient.feed(chunk);
+    if (!tunnel.upstream.write(chunk)) this.pause();
+  }
   if (tunnel.firstClose === 0 && tunnel.fromClient.closeSeen) tunnel.firstClose = CLIENT_READ_ENDED;
-  if (!tunnel.upstream.write(chunk)) this.pause();
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel];
   if (!tunnel) return;
   tunnel.bytesFromUpstream += chunk.length;
-  tunnel.fromUpstream.feed(chunk);
+  const control = tunnel.control;
+  if (control) {
+    control.fromUpstream(chunk);
+    if (tunnel.client.writableNeedDrain) this.pause();
+  } else {
+    tunnel.fromUpstream.feed(chunk);
+    if (!tunnel.client.write(chunk)) this.pause();
+  }
   if (tunnel.firstClose === 0 && tunnel.fromUpstream.closeSeen) tunnel.firstClose = UPSTREAM_READ_ENDED;
-  if (!tunnel.client.write(chunk)) this.pause();
 }
 
 function onClientDrain(this: TunnelSocket): void {

@@ -145,7 +145,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
     const { type: _request, bytes_in: _in, bytes_out: _out, ...request } = this.record();
     observer.tunnelOpened(stats, (performance.now() - this.arrival.t0) / 1000);
     const tunnel = new Tunnel(client, upstream, server, this.pool, this.context.registry, route.config.timeouts.tunnelIdleMs, {
-      request, stats, upstreamName: this.pool.config.name, observer,
+      request, stats, upstreamName: this.pool.config.name, observer, policy: route.config.websocket,
     });
     tunnel.sendEarly(upstreamHead, this.clientHead);
   };

@@ -16,6 +16,8 @@ function onConnectionClose(this: RegisteredSocket): void {
 export interface Closable {
   /** Ends the tracked thing at once (both sockets of a tunnel). */
   destroy(reason: 'shutdown' | 'drain' | 'down' | 'admin'): void;
+  /** Ends it politely (WebSocket close frames to both sides); what is still open `leftMs` from now is cut. */
+  closeGracefully?(reason: 'shutdown' | 'drain', leftMs: number): void;
 }
 
 /**

@@ -31,6 +31,7 @@ export class Runtime {
         // Health checks and discovery run once per pool, so a reused pool keeps its own.
         pool.start(backgroundTasks(pool, log));
       }
+      pool.drainPacing = config.drain;
       pools.set(name, pool);
       this.poolKeys.set(pool, key);
     }

@@ -7,6 +7,7 @@ import { ConnectionRegistry } from './connection-registry.js';
 import { closeIdleConnections, createListenerServer, updateCertificates, type ListenerServer } from './listener.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
+import { closeAtRate } from './paced-close.js';
 import { Observer } from '../observe/observer.js';
 import type { AccessLog } from '../observe/access-log.js';
 
@@ -155,7 +156,14 @@ export class Switchyard {
     const sweeper = setInterval(() => this.servers.forEach(closeIdleConnections), 250);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); });
+    // Tunnels are told to go (1001 close frames), paced so their clients do not reconnect at once.
+    const ends = performance.now() + drainMs;
+    const stopPacing = closeAtRate([...registry.tunnels], this.config.drain, (tunnel) => {
+      if (tunnel.closeGracefully) tunnel.closeGracefully('shutdown', ends - performance.now());
+      else tunnel.destroy('shutdown');
+    });
     await Promise.race([registry.whenIdle(), deadline]);
+    stopPacing();
     // An HTTP/2 response is complete when its session wrote it, not when the
     // exchange ended: let the closing sessions flush before anything is cut.
     await Promise.race([registry.whenSessionsClosed(), deadline]);

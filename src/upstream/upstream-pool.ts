@@ -1,6 +1,7 @@
-import type { RouteStats } from '../observe/route-stats.js';
 import type { IncomingHttpHeaders } from 'node:http';
-import { UPSTREAM_DEFAULTS, type FailureKind, type UpstreamConfig } from '../config/model.js';
+import { DEFAULTS, UPSTREAM_DEFAULTS, type DrainConfig, type FailureKind, type UpstreamConfig } from '../config/model.js';
+import type { RouteStats } from '../observe/route-stats.js';
+import { closeAtRate } from '../server/paced-close.js';
 import type { Balancer, BalanceRequest, RequestKind } from './balancer/balancer.js';
 import { byClientAddress, byHashKey, ConsistentHashBalancer } from './balancer/consistent-hash.js';
 import { FirstBalancer } from './balancer/first.js';
@@ -60,6 +61,10 @@ export class UpstreamPool {
   /** Health checks and discovery: started by start(), stopped by close(). */
   private readonly background: Background[] = [];
   private readonly drainTimers = new Map<UpstreamServer, NodeJS.Timeout>();
+  /** Stops the paced closing of a draining server's tunnels. */
+  private readonly drainPacers = new Map<UpstreamServer, () => void>();
+  /** How draining closes tunnels (the config's `drain`; set again on reload). */
+  drainPacing: DrainConfig = DEFAULTS.drain;
   /** Servers discovery removed, waiting to be idle before they go. */
   private readonly removals = new Set<NodeJS.Timeout>();
 
@@ -182,18 +187,27 @@ export class UpstreamPool {
   }
 
   /**
-   * No new requests or tunnels for this server; open tunnels stay until they end
-   * or the pool's drain deadline, when the rest are closed.
+   * No new requests or tunnels for this server; its open tunnels are closed
+   * with 1012 (Service Restart) close frames at the drain pace, and whatever is
+   * still open at the pool's drain deadline is cut.
    */
   drain(server: UpstreamServer, deadlineMs = this.config.drainTimeoutMs ?? UPSTREAM_DEFAULTS.drainTimeoutMs): void {
     server.draining = true;
     this.undrainTimer(server);
+    const deadline = performance.now() + deadlineMs;
+    const stopPacing = closeAtRate([...server.tunnels], this.drainPacing, (tunnel) => {
+      if (tunnel.closeGracefully) tunnel.closeGracefully('drain', deadline - performance.now());
+      else tunnel.destroy('drain');
+    });
     const timer = setTimeout(() => {
       this.drainTimers.delete(server);
+      this.drainPacers.get(server)?.();
+      this.drainPacers.delete(server);
       for (const tunnel of [...server.tunnels]) tunnel.destroy('drain');
     }, deadlineMs);
     timer.unref();
     this.drainTimers.set(server, timer);
+    this.drainPacers.set(server, stopPacing);
   }
 
   undrain(server: UpstreamServer): void {
@@ -212,6 +226,8 @@ export class UpstreamPool {
     for (const task of this.background.splice(0)) task.stop();
     for (const timer of this.drainTimers.values()) clearTimeout(timer);
     this.drainTimers.clear();
+    for (const stop of this.drainPacers.values()) stop();
+    this.drainPacers.clear();
     for (const timer of this.removals) clearInterval(timer);
     this.removals.clear();
     this.queue.clear();
@@ -228,6 +244,9 @@ export class UpstreamPool {
     const timer = this.drainTimers.get(server);
     if (timer) clearTimeout(timer);
     this.drainTimers.delete(server);
+    // Tunnels not yet asked to close stay open.
+    this.drainPacers.get(server)?.();
+    this.drainPacers.delete(server);
   }
 
   private balancerFor(kind: RequestKind): Balancer {

@@ -3,6 +3,7 @@
  * own process, real origins on 127.0.0.1:0, real HTTP, HTTPS and WebSocket clients.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -596,7 +597,7 @@ function slowOrigin(): Promise<Origin> {
 }
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`${signal}: stops accepting, finishes an in-flight request, keeps a tunnel working, exits 0 when done`, async () => {
+  test(`${signal}: stops accepting, finishes an in-flight request, closes a tunnel with 1001, exits 0 when done`, async () => {
     const origin = await slowOrigin();
     try {
       const proxy = await startCli(['--listen', '127.0.0.1:0', '--to', origin.url]);
@@ -617,48 +618,63 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       }
       assert.equal(state, 'refused', 'new connections are refused within 1 s of the signal');
 
-      // The open tunnel still carries messages while draining.
-      ws.send('during drain');
-      await nextMessage(messages, (m) => m === 'during drain', 'echo during the drain');
+      // The tunnel is told to go with a real close frame: 1001 Going Away.
+      assert.equal(await withTimeout(closed, 3_000, 'tunnel close'), 1001);
+      await waitFor(() => origin.sockets.size === 0, 2_000, 'the backend side of the tunnel to close');
 
       const reply = await slow;
       assert.equal(reply.status, 200);
       assert.equal(reply.body, 'done /slow');
-
-      await sleep(300);
-      assert.equal(proxy.exitedAt, undefined, 'the proxy waits while a tunnel is open');
-      assert.equal(ws.readyState, WebSocket.OPEN);
-
-      const closingAt = Date.now();
-      ws.close(1000, 'bye');
-      assert.equal(await withTimeout(closed, 3_000, 'tunnel close'), 1000);
       const { code } = await waitExit(proxy, 3_000);
       assert.equal(code, 0);
-      assert.ok((proxy.exitedAt ?? Infinity) - closingAt < 2_000, 'exits soon after the last tunnel closes');
     } finally {
       await origin.close();
     }
   });
 }
 
-test('--drain-timeout 500ms: a tunnel still open is closed and the process exits 0 after about 0.5 s', async () => {
-  const origin = await slowOrigin();
+test('--drain-timeout 500ms: a client and a backend that never answer the close frame are cut, and the process exits 0 after about 0.5 s', async () => {
+  // A backend that accepts the handshake by hand, then reads and never answers.
+  const held = new Set<net.Socket>();
+  const origin = await startOrigin({
+    onUpgrade: (req, socket) => {
+      held.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => held.delete(socket));
+      // It does close its end once the proxy closed (an upgraded socket is half-open otherwise).
+      socket.on('end', () => socket.end());
+      socket.resume();
+      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    },
+  });
   try {
     const proxy = await startCli(['--listen', '127.0.0.1:0', '--to', origin.url, '--drain-timeout', '500ms']);
-    const { ws, messages, closed } = await openWs(`ws://127.0.0.1:${proxy.port}/held`);
-    ws.send('hold');
-    await nextMessage(messages, (m) => m === 'hold', 'echo');
+    // A raw client: it reads the proxy's close frame but never answers it.
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => { received = Buffer.concat([received, chunk]); });
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(`GET /held HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await waitFor(() => received.includes('\r\n\r\n'), 3_000, 'the 101');
+    assert.match(received.toString('latin1'), /^HTTP\/1\.1 101/);
+    const headEnd = received.indexOf('\r\n\r\n') + 4;
     process.kill(proxy.pid, 'SIGTERM');
     const signalledAt = Date.now();
+    await waitFor(() => received.length >= headEnd + 4, 2_000, 'the close frame');
+    const frame = received.subarray(headEnd);
+    assert.equal(frame[0], 0x88, 'a close frame with FIN');
+    assert.equal((frame[1] ?? 0) & 0x80, 0, 'unmasked, as a server sends it');
+    assert.equal(frame.readUInt16BE(2), 1001);
     const { code, signal } = await waitExit(proxy, 5_000);
     const elapsed = (proxy.exitedAt ?? Date.now()) - signalledAt;
     assert.equal(signal, null);
     assert.equal(code, 0);
     assert.ok(elapsed >= 400, `exited after ${elapsed} ms: the drain period was given`);
     assert.ok(elapsed < 2_000, `exited after ${elapsed} ms: the drain timeout was enforced`);
-    await withTimeout(closed, 2_000, 'the client side of the tunnel to close');
-    assert.equal(ws.readyState, WebSocket.CLOSED);
-    await waitFor(() => origin.sockets.size === 0, 2_000, 'the origin side of the tunnel to close');
+    await withTimeout(ended, 2_000, 'the client connection to be cut');
+    await waitFor(() => held.size === 0, 2_000, 'the origin side of the tunnel to close');
   } finally {
     await origin.close();
   }

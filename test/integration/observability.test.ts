@@ -834,7 +834,7 @@ timeouts: { tunnel_idle: 30s }
     }
   });
 
-  test('drain sends 10 new tunnels to the other server while the old one stays; undrain takes it back', { timeout: 20_000 }, async () => {
+  test('drain sends 10 new tunnels to the other server and closes the old one with 1012 (closed_by drain); undrain takes it back', { timeout: 20_000 }, async () => {
     const opened: OpenWs[] = [];
     const handshakes = (): [number, number] => [originA.handshakes.length, originB.handshakes.length];
     try {
@@ -856,9 +856,12 @@ timeouts: { tunnel_idle: 30s }
       assert.equal(drained.handshakes.length - drainedBefore, 0, 'no new tunnel on the drained server');
       assert.equal(other.handshakes.length - otherBefore, 10);
 
-      old.ws.send('still open');
-      await waitFor(() => old.messages.some((m) => m.data.toString() === 'still open'), 2_000, 'the old tunnel to still echo');
-      assert.equal(old.isClosed(), false);
+      // Its open tunnel got a 1012 Service Restart close frame, and the log line says why.
+      assert.equal((await old.closed).code, 1012);
+      const line = await waitForRecord(harness.logFile, (l) => l.type === 'tunnel' && l.path === '/old', 'the drained tunnel\'s line');
+      assert.equal(line.closed_by, 'drain');
+      assert.equal(line.client_close?.code, 1012, 'the client answered the close frame with its own 1012');
+      assert.equal(line.backend_close?.code, 1012, 'the backend answered too');
 
       const undrain = await httpRequest(`${adminUrl}/api/upstreams/chat/undrain`, { method: 'POST', body: JSON.stringify({ server: drained.url }) });
       assert.equal(undrain.status, 200, undrain.body);

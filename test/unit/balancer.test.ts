@@ -569,33 +569,56 @@ describe('UpstreamPool passive health', () => {
 });
 
 describe('UpstreamPool draining', () => {
-  test('drain takes no new work at once and destroys the remaining tunnels at the deadline', T, async () => {
+  test('drain takes no new work at once, asks every tunnel to close gracefully at the drain pace, and destroys what is left at the deadline', T, async () => {
     const pool = makePool();
+    pool.drainPacing = { rate: 50, jitter: 0 };
     const server = pool.servers[0]!;
-    const staying = [new FakeTunnel(server), new FakeTunnel(server)];
-    const leaving = new FakeTunnel(server);
-    pool.drain(server, 300);
+    // Polite tunnels that never finish their close handshake (the deadline cuts them).
+    const staying = Array.from({ length: 5 }, () => new FakeTunnel(server, true));
+    const leaving = new FakeTunnel(server, true);
+    leaving.end();
+    const startedAt = performance.now();
+    pool.drain(server, 400);
     assert.equal(server.draining, true);
     for (let i = 0; i < 6; i++) assert.notEqual(pick(pool, input('http')).server, server);
-    leaving.end();
     await sleep(20);
-    assert.deepEqual(staying.map((tunnel) => tunnel.reasons), [[], []], 'not before the deadline');
-    await sleep(450);
-    assert.deepEqual(staying.map((tunnel) => tunnel.reasons), [['drain'], ['drain']]);
+    assert.equal(staying.filter((tunnel) => tunnel.graceful.length > 0).length, 1, 'one close at once, the rest paced at 50/s');
+    await sleep(150);
+    const asked = staying.flatMap((tunnel) => tunnel.graceful);
+    assert.equal(asked.length, 5, 'all five asked within 5 slots of 20 ms');
+    const times = asked.map((call) => call.at - startedAt).sort((a, b) => a - b);
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! - times[i - 1]! >= 15, `paced: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+    assert.ok(asked.every((call) => call.reason === 'drain' && call.leftMs <= 400 && call.leftMs > 200), JSON.stringify(asked));
+    assert.deepEqual(staying.map((tunnel) => tunnel.reasons), [[], [], [], [], []], 'not destroyed before the deadline');
+    await sleep(350);
+    assert.deepEqual(staying.map((tunnel) => tunnel.reasons), [['drain'], ['drain'], ['drain'], ['drain'], ['drain']]);
     assert.deepEqual(leaving.reasons, [], 'a tunnel that ended is not touched');
+    assert.deepEqual(leaving.graceful, []);
     assert.equal(server.tunnels.size, 0);
   });
 
-  test('undrain cancels the deadline and the server takes work again', T, async () => {
+  test('a tunnel that cannot close gracefully is destroyed at its paced slot', T, async () => {
     const pool = makePool();
+    pool.drainPacing = { rate: 0, jitter: 0 };
     const server = pool.servers[0]!;
-    const tunnel = new FakeTunnel(server);
+    const blunt = new FakeTunnel(server);
+    pool.drain(server, 10_000);
+    assert.deepEqual(blunt.reasons, ['drain']);
+    pool.undrain(server);
+  });
+
+  test('undrain cancels the deadline and the closes not yet paced out, and the server takes work again', T, async () => {
+    const pool = makePool();
+    pool.drainPacing = { rate: 10, jitter: 0 };
+    const server = pool.servers[0]!;
+    const tunnels = [new FakeTunnel(server, true), new FakeTunnel(server, true)];
     pool.drain(server, 40);
     pool.undrain(server);
     assert.equal(server.draining, false);
-    await sleep(120);
-    assert.deepEqual(tunnel.reasons, []);
-    assert.equal(server.tunnels.size, 1);
+    await sleep(150);
+    assert.equal(tunnels.flatMap((tunnel) => tunnel.graceful).length, 1, 'the first was asked at once; the second slot (100 ms) was cancelled');
+    assert.deepEqual(tunnels.map((tunnel) => tunnel.reasons), [[], []]);
+    assert.equal(server.tunnels.size, 2);
     const picks = new Set(Array.from({ length: 3 }, () => pick(pool, input('http')).server));
     assert.ok(picks.has(server));
   });
@@ -791,9 +814,12 @@ class TestWaiter implements Waiter {
 /** A tunnel as the pool sees it: registered in server.tunnels, destroyed with a reason. */
 class FakeTunnel implements Closable {
   readonly reasons: string[] = [];
+  readonly graceful: { reason: string; leftMs: number; at: number }[] = [];
+  closeGracefully?: (reason: 'shutdown' | 'drain', leftMs: number) => void;
 
-  constructor(private readonly server: UpstreamServer) {
+  constructor(private readonly server: UpstreamServer, polite = false) {
     server.tunnels.add(this);
+    if (polite) this.closeGracefully = (reason, leftMs) => { this.graceful.push({ reason, leftMs, at: performance.now() }); };
   }
 
   destroy(reason: 'shutdown' | 'drain' | 'down'): void {

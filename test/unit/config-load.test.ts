@@ -106,7 +106,7 @@ describe('unknown keys', () => {
 
   it('a key like no known one lists the keys expected there', T, () => {
     assert.deepEqual(problems(withRoutes(['      - zzzzqqq: 1', '        to: http://127.0.0.1:1'])), [
-      `${at(5, 9)}: sites[0].routes[0].zzzzqqq: unknown key "zzzzqqq" (expected one of: name, match, to, strip_prefix, rewrite, preserve_host, reverse_rewrite, request_headers, response_headers, redirect, respond, timeouts, websocket_over_http2)`,
+      `${at(5, 9)}: sites[0].routes[0].zzzzqqq: unknown key "zzzzqqq" (expected one of: name, match, to, strip_prefix, rewrite, preserve_host, reverse_rewrite, request_headers, response_headers, redirect, respond, timeouts, websocket_over_http2, websocket)`,
     ]);
   });
 

@@ -16,6 +16,11 @@ const MAX_CONTROL_PAYLOAD = 125;
 /** A 64-bit length at or above this has its most significant bit set (RFC 6455 §5.2). */
 const HIGH_BIT_64 = 2 ** 63;
 
+/** What stopped scan(): the chunk ran out, a header completed (payload to come), or a frame ended. */
+export const SCAN_CHUNK_END = 0;
+export const SCAN_HEADER = 1;
+export const SCAN_FRAME_END = 2;
+
 const EXPECT_ANY = -1;
 const EXPECT_UNMASKED = 0;
 const EXPECT_MASKED = 1;
@@ -92,8 +97,13 @@ export class FrameTracker {
   /** EXPECT_ANY, EXPECT_UNMASKED or EXPECT_MASKED. */
   private readonly expectMasked: number = EXPECT_ANY;
   private readonly maxMessageBytes: number = Number.POSITIVE_INFINITY;
-  /** Owned by the tracker: the unmasked payload of the close frame being read. */
-  private readonly closePayload = Buffer.alloc(MAX_CONTROL_PAYLOAD);
+  /** Opcode of the last frame fully seen; -1 before the first. */
+  lastOpcode = -1;
+  /** Why the last scan() returned: SCAN_CHUNK_END, SCAN_HEADER or SCAN_FRAME_END. */
+  scanStop = SCAN_CHUNK_END;
+
+  /** Owned by the tracker: the unmasked payload of the control frame (close, ping, pong) being read. */
+  private readonly controlPayload = Buffer.alloc(MAX_CONTROL_PAYLOAD);
 
   /** Header bytes of the current frame read so far; 0 at a frame boundary or inside a payload. */
   private headerRead = 0;
@@ -110,8 +120,8 @@ export class FrameTracker {
   private payloadLength = 0;
   /** The 4-byte masking key as an unsigned 32-bit number, most significant byte first. */
   private maskKey = 0;
-  /** Bytes of the current close payload copied so far. */
-  private closeLength = 0;
+  /** Bytes of the current control frame's payload copied so far. */
+  private controlLength = 0;
   /** Inside a fragmented message: its first frame (FIN=0) was seen, its final frame not yet. */
   private fragmented = false;
 
@@ -139,11 +149,52 @@ export class FrameTracker {
     return this.atFrameBoundary && !this.fragmented;
   }
 
+  /** The opcode of the frame being read (valid once its first byte was seen). */
+  get currentOpcode(): number {
+    return this.opcode;
+  }
+
+  /** Inside a frame's header (some of it seen, not all). */
+  get inHeader(): boolean {
+    return this.headerRead > 0;
+  }
+
+  /** Declared payload length of the current (or, between frames, the last) frame. */
+  get lastPayloadLength(): number {
+    return this.payloadLength;
+  }
+
+  /** Inside a frame (some of its header or payload seen, not all). */
+  get inFrame(): boolean {
+    return this.headerRead > 0 || this.remaining > 0;
+  }
+
+  /** Does the last control frame's payload (a pong's, say) equal these bytes? */
+  controlPayloadEquals(expected: Buffer): boolean {
+    const length = this.controlLength;
+    return length === expected.length && this.controlPayload.compare(expected, 0, length, 0, length) === 0;
+  }
+
   /** Follows the frames in the next chunk of the stream. Reads the chunk, never changes it. */
   feed(chunk: Buffer): void {
-    if (this.malformed !== undefined) return;
+    this.run(chunk, 0, false);
+  }
+
+  /**
+   * Like feed(), from chunk[from], but returns after a frame header completes
+   * (SCAN_HEADER, with payload to come) or a frame ends (SCAN_FRAME_END): the
+   * index where it stopped, with the reason in scanStop. For a proxy that must
+   * act at frame boundaries (inject a close or a ping, drop its own pongs).
+   */
+  scan(chunk: Buffer, from: number): number {
+    return this.run(chunk, from, true);
+  }
+
+  private run(chunk: Buffer, from: number, stop: boolean): number {
+    this.scanStop = SCAN_CHUNK_END;
     const end = chunk.length;
-    let i = 0;
+    if (this.malformed !== undefined) return end;
+    let i = from;
     while (i < end) {
       const remaining = this.remaining;
       if (remaining > 0) {
@@ -151,10 +202,16 @@ export class FrameTracker {
         const n = available < remaining ? available : remaining;
         const opcode = this.opcode;
         if (opcode <= OP_BINARY) this.payloadBytes += n;
-        else if (opcode === OP_CLOSE) this.copyClose(chunk, i, n);
+        else this.copyControl(chunk, i, n);
         i += n;
         this.remaining = remaining - n;
-        if (remaining === n) this.endFrame();
+        if (remaining === n) {
+          this.endFrame();
+          if (stop) {
+            this.scanStop = SCAN_FRAME_END;
+            return i;
+          }
+        }
         continue;
       }
 
@@ -181,9 +238,14 @@ export class FrameTracker {
       }
       if (this.headerRead === this.headerLength) {
         this.headerDone();
-        if (this.malformed !== undefined) return;
+        if (this.malformed !== undefined) return end;
+        if (stop) {
+          this.scanStop = this.remaining === 0 ? SCAN_FRAME_END : SCAN_HEADER;
+          return i;
+        }
       }
     }
+    return end;
   }
 
   /** A complete header: check it, account for it, then expect its payload. */
@@ -201,10 +263,8 @@ export class FrameTracker {
     if (opcode >= OP_CLOSE) {
       if (!this.fin) return this.fail('fragmented control frame');
       if (this.lengthField > MAX_CONTROL_PAYLOAD) return this.fail('control frame too long');
-      if (opcode === OP_CLOSE) {
-        if (length === 1) return this.fail('close payload of 1 byte');
-        this.closeLength = 0;
-      }
+      if (opcode === OP_CLOSE && length === 1) return this.fail('close payload of 1 byte');
+      this.controlLength = 0;
     } else {
       if (this.lengthField === 127) {
         if (length >= HIGH_BIT_64) return this.fail('64-bit length with high bit set');
@@ -226,20 +286,21 @@ export class FrameTracker {
     if (length === 0) this.endFrame();
   }
 
-  /** Copies and unmasks n bytes of the close payload starting at chunk[from]. */
-  private copyClose(chunk: Buffer, from: number, n: number): void {
-    const target = this.closePayload;
+  /** Copies and unmasks n bytes of the control payload starting at chunk[from]. */
+  private copyControl(chunk: Buffer, from: number, n: number): void {
+    const target = this.controlPayload;
     const key = this.maskKey;
-    let at = this.closeLength;
+    let at = this.controlLength;
     for (let i = from, last = from + n; i < last; i++, at++) {
       target[at] = (chunk[i] as number) ^ ((key >>> ((3 - (at & 3)) << 3)) & 0xff);
     }
-    this.closeLength = at;
+    this.controlLength = at;
   }
 
   /** The current frame's header and payload have been fully seen. */
   private endFrame(): void {
     const opcode = this.opcode;
+    this.lastOpcode = opcode;
     if (opcode <= OP_BINARY) {
       this.frames++;
       if (this.fin) {
@@ -252,8 +313,8 @@ export class FrameTracker {
     } else if (opcode === OP_PONG) {
       this.pongs++;
     } else {
-      const length = this.closeLength;
-      const payload = this.closePayload;
+      const length = this.controlLength;
+      const payload = this.controlPayload;
       this.closeCode = length >= 2 ? ((payload[0] as number) << 8) | (payload[1] as number) : undefined;
       this.closeReason = length > 2 ? payload.toString('utf8', 2, length) : '';
       this.closeSeen = true;

@@ -1,0 +1,144 @@
+import type { Duplex } from 'node:stream';
+import { SCAN_FRAME_END, SCAN_HEADER, type FrameTracker } from './frame-tracker.js';
+
+const OP_CLOSE = 0x8;
+const OP_PONG = 0xa;
+const FIRST_CONTROL_OPCODE = 0x8;
+
+/** What a gate tells its owner about the frames passing through it. */
+export interface GateEvents {
+  /** A pong answering the proxy's own ping arrived (it was not forwarded). */
+  ownPong(gate: FrameGate): void;
+  /** A close frame from the source arrived. */
+  closeArrived(gate: FrameGate): void;
+  /**
+   * A data frame's header is complete and nothing of the frame was forwarded
+   * yet; false: drop it and forward nothing more (a policy closes the tunnel).
+   */
+  dataFrame(gate: FrameGate): boolean;
+  /** The stream broke the protocol: frames can no longer be followed. */
+  malformed(gate: FrameGate): void;
+}
+
+/**
+ * One direction of a tunnel when the proxy must act at frame boundaries: it
+ * forwards the source's bytes unchanged but cut at frame edges, so it can
+ * insert its own frames (close, ping) between two frames, drop the pongs that
+ * answer its own pings, refuse a frame by its header, and stop forwarding
+ * after it sent a close. A partial header (at most 14 bytes) or partial
+ * control frame (at most 131) is held back until complete; data payloads
+ * stream through as they come.
+ */
+export class FrameGate {
+  /** The proxy sent a close frame to the destination: nothing more is forwarded. */
+  closedToDestination = false;
+  /** Payload of the proxy's ping to the source, until its pong arrives. */
+  expectedPong: Buffer | undefined;
+  /** The tunnel stopped following this direction (malformed): bytes pass as they come. */
+  passThrough = false;
+  private held: Buffer | undefined;
+  private readonly pending: Buffer[] = [];
+
+  constructor(
+    readonly tracker: FrameTracker,
+    readonly source: Duplex,
+    readonly destination: Duplex,
+    private readonly events: GateEvents,
+  ) {}
+
+  /** Nothing of a frame is on its way to the destination: a frame could go now. */
+  get atBoundary(): boolean {
+    return !this.tracker.inFrame || this.held !== undefined;
+  }
+
+  /**
+   * Sends a frame of the proxy's own to the destination at the next frame
+   * boundary (now, if the stream is between frames). A close ends forwarding.
+   */
+  inject(frame: Buffer): void {
+    if (this.closedToDestination || this.destination.destroyed) return;
+    // With boundaries unknown (malformed) a frame of ours could land inside one of theirs.
+    if (this.passThrough) return;
+    if (this.atBoundary) this.send(frame);
+    else this.pending.push(frame);
+  }
+
+  /** The next bytes from the source. */
+  forward(chunk: Buffer): void {
+    if (this.passThrough) {
+      this.write(chunk);
+      return;
+    }
+    const tracker = this.tracker;
+    let data = chunk;
+    let position = 0;
+    let frameStart = 0;
+    // Bytes before `from` are written (or dropped); [from, position) waits to be written.
+    let from = 0;
+    if (this.held) {
+      data = Buffer.concat([this.held, chunk]);
+      position = this.held.length;
+      this.held = undefined;
+    }
+    while (position < data.length) {
+      if (!tracker.inFrame) {
+        frameStart = position;
+        if (this.pending.length > 0) {
+          this.write(data.subarray(from, position));
+          from = position;
+          this.flushPending();
+        }
+      }
+      position = tracker.scan(data, position);
+      if (tracker.malformed !== undefined) {
+        this.passThrough = true;
+        this.write(data.subarray(from));
+        this.events.malformed(this);
+        return;
+      }
+      const stop = tracker.scanStop;
+      const opcode = stop === SCAN_HEADER ? tracker.currentOpcode : tracker.lastOpcode;
+      const headerJustDone = stop === SCAN_HEADER || (stop === SCAN_FRAME_END && tracker.lastPayloadLength === 0);
+      if (headerJustDone && opcode < FIRST_CONTROL_OPCODE && !this.events.dataFrame(this)) {
+        // The refused frame does not reach the destination at all.
+        this.write(data.subarray(from, frameStart));
+        this.closedToDestination = true;
+        return;
+      }
+      if (stop !== SCAN_FRAME_END) continue;
+      if (opcode === OP_PONG && this.expectedPong && tracker.controlPayloadEquals(this.expectedPong)) {
+        this.write(data.subarray(from, frameStart));
+        from = position;
+        this.expectedPong = undefined;
+        this.events.ownPong(this);
+      } else if (opcode === OP_CLOSE) {
+        this.events.closeArrived(this);
+      }
+    }
+    // A partial header, or a partial control frame, waits for the rest.
+    if (tracker.inFrame && (tracker.inHeader || tracker.currentOpcode >= FIRST_CONTROL_OPCODE)) {
+      this.write(data.subarray(from, frameStart));
+      this.held = data.subarray(frameStart);
+      // The destination is between frames while the rest of this one is awaited.
+      if (this.pending.length > 0) this.flushPending();
+      return;
+    }
+    this.write(data.subarray(from));
+    if (this.pending.length > 0 && !tracker.inFrame) this.flushPending();
+  }
+
+  private flushPending(): void {
+    for (const frame of this.pending.splice(0)) this.send(frame);
+  }
+
+  private send(frame: Buffer): void {
+    if (this.closedToDestination || this.destination.destroyed) return;
+    this.destination.write(frame);
+    if (((frame[0] ?? 0) & 0x0f) === OP_CLOSE) this.closedToDestination = true;
+  }
+
+  private write(bytes: Buffer): void {
+    if (bytes.length === 0 || this.closedToDestination || this.destination.destroyed) return;
+    this.destination.write(bytes);
+  }
+}
