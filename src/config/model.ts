@@ -32,6 +32,10 @@ export interface ListenerConfig {
   readonly http2?: boolean;
   /** Advertise RFC 8441 extended CONNECT; default true. */
   readonly websocketOverHttp2?: boolean;
+  /** Addresses/CIDR ranges whose PROXY protocol headers are accepted; undefined: off. */
+  readonly proxyProtocolFrom?: readonly string[];
+  /** Open client connections on this listener at most. */
+  readonly maxConnections?: number;
 }
 
 export type StickyMode = 'none' | 'cookie' | 'ip';
@@ -141,6 +145,16 @@ export type RouteTimeouts = Pick<TimeoutConfig, 'connectMs' | 'responseMs' | 'tu
 
 export interface LimitConfig {
   readonly maxHeaderBytes: number;
+  /** Request header fields at most (431). */
+  readonly maxHeaderCount: number;
+  /** Request body bytes at most (413); undefined: no limit. */
+  readonly maxBodyBytes?: number;
+  /** Open client connections, all listeners together (503). */
+  readonly maxConnections?: number;
+  /** Open connections per client address (429). */
+  readonly maxConnectionsPerIp?: number;
+  /** WebSocket handshakes per client address and second (429). */
+  readonly handshakesPerIpPerSecond?: number;
 }
 
 export type Condition =
@@ -214,6 +228,12 @@ export interface RouteConfig {
   readonly websocketOverHttp2?: boolean;
   /** WebSocket policies; undefined: none (the tunnel is a plain byte pipe). */
   readonly websocket?: WebSocketPolicyConfig;
+  /** Client addresses/CIDR ranges allowed on this route; undefined: everyone. */
+  readonly allow?: readonly string[];
+  /** Client addresses/CIDR ranges refused on this route. */
+  readonly deny?: readonly string[];
+  /** Open tunnels on this route at most (503). */
+  readonly maxTunnels?: number;
 }
 
 export interface SiteConfig {
@@ -243,6 +263,8 @@ export interface SwitchyardConfig {
   readonly limits: LimitConfig;
   readonly workers: number;
   readonly drain: DrainConfig;
+  /** Peers whose X-Forwarded-For is believed; undefined: none. */
+  readonly trustedProxies?: readonly string[];
   /** The config file it came from, if any (reload reads it again). */
   readonly file?: string;
 }
@@ -256,7 +278,7 @@ export const DEFAULTS = {
     keepAliveMs: 75_000,
     drainMs: 30_000,
   } satisfies TimeoutConfig,
-  limits: { maxHeaderBytes: 16 * 1024 } satisfies LimitConfig,
+  limits: { maxHeaderBytes: 16 * 1024, maxHeaderCount: 100 } satisfies LimitConfig,
   drain: { rate: 500, jitter: 0.5 } satisfies DrainConfig,
   stickyCookieName: 'sy_affinity',
   failTimeoutMs: 10_000,

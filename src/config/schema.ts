@@ -40,6 +40,9 @@ export const ListenerSchema = z.strictObject({
     .describe('TLS listener: offer HTTP/2 in ALPN next to HTTP/1.1 (default true). Plain listener: also accept HTTP/2 with prior knowledge, h2c (default false).'),
   websocket_over_http2: z.boolean().default(true)
     .describe('Advertise SETTINGS_ENABLE_CONNECT_PROTOCOL so clients may open WebSockets over HTTP/2 (RFC 8441).'),
+  proxy_protocol: z.array(z.string()).min(1).optional()
+    .describe('Accept PROXY protocol v1/v2 headers from these addresses or CIDR ranges (the L4 balancers); they must send one, nobody else may. Default: off.'),
+  max_connections: z.number().int().min(1).optional().describe('Open client connections on this listener at most; more get 503. Default: no limit.'),
 });
 
 const Condition = z.union([
@@ -118,6 +121,9 @@ export const RouteSchema = z.strictObject({
   websocket_over_http2: z.boolean().optional()
     .describe('false: refuse WebSockets over HTTP/2 here (421), and stop advertising them to a TLS name whose site has no other route taking them. Default: true.'),
   websocket: WebSocketPolicy.optional().describe('WebSocket policies of this route: proxy pings, max age, message limits, Origin and subprotocol checks.'),
+  allow: z.array(z.string()).min(1).optional().describe('Only clients from these addresses or CIDR ranges may use this route (others get 403). Default: everyone.'),
+  deny: z.array(z.string()).min(1).optional().describe('Clients from these addresses or CIDR ranges get 403 on this route.'),
+  max_tunnels: z.number().int().min(1).optional().describe('Open WebSocket tunnels on this route at most; more handshakes get 503. Default: no limit.'),
 }).refine((route) => [route.to, route.redirect, route.respond].filter((value) => value !== undefined).length === 1, {
   message: 'a route needs exactly one action: to, redirect or respond',
 });
@@ -225,8 +231,15 @@ export const ConfigFileSchema = z.strictObject({
   timeouts: TimeoutsSchema.default({}),
   limits: z.strictObject({
     max_header_bytes: z.number().int().min(1024).max(1024 * 1024).optional().describe('Default 16384.'),
+    max_header_count: z.number().int().min(1).max(10_000).optional().describe('Request header fields at most (431 beyond). Default 100.'),
+    max_body_bytes: z.number().int().min(0).optional().describe('Request body bytes at most (413 beyond). Default: no limit.'),
+    max_connections: z.number().int().min(1).optional().describe('Open client connections at most, all listeners together; more get 503. Default: no limit.'),
+    max_connections_per_ip: z.number().int().min(1).optional().describe('Open connections per client address at most; more get 429. Default: no limit.'),
+    handshakes_per_ip_per_second: z.number().positive().optional().describe('WebSocket handshakes per client address and second (burst: the same number); more get 429. Default: no limit.'),
   }).default({}),
   workers: z.number().int().min(1).max(256).default(1),
+  trusted_proxies: z.array(z.string()).min(1).optional()
+    .describe('Peers (addresses or CIDR ranges) whose X-Forwarded-For is believed: the client is the last address in it that is not itself trusted. Default: none.'),
   drain: z.strictObject({
     rate: z.number().min(0).default(500).describe('Tunnels closed per second (with close frames) on shutdown and when a server is drained; 0: all at once.'),
     jitter: z.number().min(0).max(1).default(0.5).describe('Each close moves by up to this fraction of 1/rate, at random.'),

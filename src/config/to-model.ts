@@ -11,8 +11,9 @@ import type { Locate } from './load.js';
 import {
   DEFAULTS, type AdminConfig, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
   type ServerConfig, type SiteConfig, type SwitchyardConfig, type TimeoutConfig, type TlsFiles, type UpstreamConfig,
-  type WebSocketPolicyConfig,
+  type WebSocketPolicyConfig, type LimitConfig,
 } from './model.js';
+import { addressEntryProblem } from '../net/address-list.js';
 import { UpstreamSchema, type ConfigFile, type MatchFile, type RouteFile, type UpstreamFile } from './schema.js';
 import { findShadowedRoutes } from './shadowing.js';
 
@@ -65,6 +66,8 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
       host: address?.host ?? '0.0.0.0', port: address?.port ?? 0, ...(tls ? { tls } : {}), ...(listener.sites ? { sites: listener.sites } : {}),
       ...(hsts !== undefined ? { hsts } : {}), ...(redirectPort !== undefined ? { redirectToHttpsPort: redirectPort } : {}),
       http2: listener.http2 ?? tls !== undefined, websocketOverHttp2: listener.websocket_over_http2,
+      ...(listener.proxy_protocol ? { proxyProtocolFrom: addressList(listener.proxy_protocol, ['listeners', index, 'proxy_protocol'], report) } : {}),
+      ...(listener.max_connections !== undefined ? { maxConnections: listener.max_connections } : {}),
     };
   });
   const admin = file.admin && adminModel(file.admin, report);
@@ -74,7 +77,8 @@ export function toModel(file: ConfigFile, context: ModelContext): { config: Swit
   }
   return {
     config: {
-      listeners, sites, upstreams, timeouts, limits: { maxHeaderBytes: file.limits.max_header_bytes ?? DEFAULTS.limits.maxHeaderBytes }, workers: file.workers,
+      listeners, sites, upstreams, timeouts, limits: limitsModel(file.limits), workers: file.workers,
+      ...(file.trusted_proxies ? { trustedProxies: addressList(file.trusted_proxies, ['trusted_proxies'], report) } : {}),
       drain: { rate: file.drain.rate, jitter: file.drain.jitter },
       ...(file.access_log === false ? {} : { accessLog: { path: file.access_log.path === '-' ? '-' : resolve(dirname(resolve(context.file)), file.access_log.path), format: file.access_log.format } }),
       ...(admin ? { admin } : {}),
@@ -258,6 +262,30 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
     },
     websocketOverHttp2: route.websocket_over_http2 ?? true,
     ...(route.websocket ? { websocket: websocketPolicy(route.websocket, [...path, 'websocket'], report) } : {}),
+    ...(route.allow ? { allow: addressList(route.allow, [...path, 'allow'], report) } : {}),
+    ...(route.deny ? { deny: addressList(route.deny, [...path, 'deny'], report) } : {}),
+    ...(route.max_tunnels !== undefined ? { maxTunnels: route.max_tunnels } : {}),
+  };
+}
+
+/** Addresses and CIDR ranges, each checked where it stands. */
+function addressList(entries: readonly string[], path: Path, report: Report): string[] {
+  for (const [index, entry] of entries.entries()) {
+    const problem = addressEntryProblem(entry);
+    if (problem) report([...path, index], problem);
+  }
+  return [...entries];
+}
+
+function limitsModel(limits: ConfigFile['limits']): LimitConfig {
+  const d = DEFAULTS.limits;
+  return {
+    maxHeaderBytes: limits.max_header_bytes ?? d.maxHeaderBytes,
+    maxHeaderCount: limits.max_header_count ?? d.maxHeaderCount,
+    ...(limits.max_body_bytes !== undefined ? { maxBodyBytes: limits.max_body_bytes } : {}),
+    ...(limits.max_connections !== undefined ? { maxConnections: limits.max_connections } : {}),
+    ...(limits.max_connections_per_ip !== undefined ? { maxConnectionsPerIp: limits.max_connections_per_ip } : {}),
+    ...(limits.handshakes_per_ip_per_second !== undefined ? { handshakesPerIpPerSecond: limits.handshakes_per_ip_per_second } : {}),
   };
 }
 

@@ -57,13 +57,20 @@ export class Observer {
     this.accessLog?.write(record);
   }
 
+  /** A connection refused before any request (PROXY protocol): a rejection by its code. */
+  connectionRefused(code: string): void {
+    increment(this.rejections, code);
+  }
+
   tunnelOpened(stats: RouteStats, handshakeSeconds: number): void {
     stats.tunnelsOpened++;
+    stats.tunnelsOpen++;
     stats.countRequest(101);
     this.metrics.handshakeSeconds.observe({ site: stats.site, route: stats.route }, handshakeSeconds);
   }
 
   tunnelEnded(record: TunnelRecord, stats: RouteStats): void {
+    stats.tunnelsOpen--;
     stats.endedBytesFromClient += record.bytes_from_client;
     stats.endedBytesFromBackend += record.bytes_from_backend;
     stats.endedMessagesFromClient += record.messages_from_client;
@@ -74,7 +81,7 @@ export class Observer {
     this.metrics.sessionSeconds.observe({ site: stats.site, route: stats.route }, record.session_ms / 1000);
     if (record.malformed !== undefined) {
       // The bytes went through unchanged; the operator should still hear of it.
-      this.log.warn({ request_id: record.request_id, route: record.route, upstream: record.upstream, malformed: record.malformed }, 'a tunnel carried a malformed WebSocket stream');
+      this.log.warn({ request_id: record.request_id, route: record.route, upstream: record.upstream, malformed: record.malformed, malformed_from: record.malformed_from }, 'a tunnel carried a malformed WebSocket stream');
     }
     if (record.closed_by === 'error') this.errorSeen({ ...record, status: 101, error: record.error ?? 'SY_TUNNEL_ERROR' });
     this.accessLog?.write(record);

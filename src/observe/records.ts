@@ -60,4 +60,6 @@ export interface TunnelRecord extends Omit<RequestRecord, 'type' | 'bytes_in' | 
   error_from: 'client' | 'backend' | undefined;
   /** The first protocol violation seen in either direction (still passed through). */
   malformed: string | undefined;
+  /** The side that sent it. */
+  malformed_from: 'client' | 'backend' | undefined;
 }

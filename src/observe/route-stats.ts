@@ -12,6 +12,8 @@ export class RouteStats {
   bytesIn = 0;
   bytesOut = 0;
   tunnelsOpened = 0;
+  /** Tunnels open now (a route's max_tunnels). */
+  tunnelsOpen = 0;
   /** Totals of tunnels that ended; open ones are added at read time. */
   endedBytesFromClient = 0;
   endedBytesFromBackend = 0;

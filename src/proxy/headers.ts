@@ -58,7 +58,10 @@ function connectionListed(connection: string | undefined): Set<string> | undefin
 }
 
 export interface ForwardContext {
+  /** The client as logs, balancing, limits and allow/deny see it (behind trusted proxies: from X-Forwarded-For). */
   readonly clientAddress: string;
+  /** The connection's own peer (or the client a PROXY header named): appended to X-Forwarded-For. */
+  readonly peerAddress: string;
   readonly secure: boolean;
   /** The listener's port, as X-Forwarded-Port sends it. */
   readonly localPort: string;
@@ -113,9 +116,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, context: ForwardCon
     host = req.headers.host;
     out.push('Host', host);
   }
-  const clientAddress = context.clientAddress;
+  const peerAddress = context.peerAddress;
   out.push(
-    'X-Forwarded-For', forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`,
+    'X-Forwarded-For', forwardedFor === undefined ? peerAddress : `${forwardedFor}, ${peerAddress}`,
     'X-Forwarded-Proto', context.secure ? 'https' : 'http',
     'X-Forwarded-Port', context.localPort,
     'Via', `${via === undefined ? '' : `${via}, `}${req.httpVersionMajor === 2 ? '2' : req.httpVersion} switchyard`,

@@ -35,6 +35,8 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
   private readonly http2: boolean;
   // What the access log and metrics get when the exchange ends.
   bytesIn = 0;
+  /** limits.max_body_bytes when this request was admitted. */
+  readonly maxBodyBytes: number | undefined;
   private bytesOut = 0;
   private status = 0;
   private connectedAt: number | undefined;
@@ -53,6 +55,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     this.headers = new UpstreamRequestHeaders(facts.req, forward, decision.route, false);
     this.http2 = isHttp2(facts.req);
     context.registry.requestStarted();
+    this.maxBodyBytes = context.runtime.config.limits.maxBodyBytes;
     (res as TrackedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
   }
@@ -161,6 +164,14 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     this.attemptFailed(error, failureKind(error, this.sent), retryable);
   }
 
+  /** The body grew past limits.max_body_bytes: 413 (or a cut response), and the upstream request is aborted. */
+  bodyTooLarge(limit: number): void {
+    if (this.done) return;
+    const abort = this.abortUpstream;
+    this.fail(new ProxyError('SY_CLIENT_BODY_TOO_LARGE', `more than ${limit} bytes`));
+    abort?.(new ProxyError('SY_CLIENT_BODY_TOO_LARGE'));
+  }
+
   /** The client went away before the response ended. */
   clientClosed(): void {
     if (this.done) return;
@@ -216,7 +227,11 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
 
 function onRequestData(this: TrackedRequest, chunk: Buffer): void {
   const exchange = this[kExchange];
-  if (exchange) exchange.bytesIn += chunk.length;
+  if (!exchange) return;
+  exchange.bytesIn += chunk.length;
+  // A declared Content-Length was checked on arrival; chunked and HTTP/2 bodies are counted here.
+  const limit = exchange.maxBodyBytes;
+  if (limit !== undefined && exchange.bytesIn > limit) exchange.bodyTooLarge(limit);
 }
 
 function hasHeader(headers: readonly string[], lowerName: string): boolean {

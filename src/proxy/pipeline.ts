@@ -1,8 +1,11 @@
-import { checkWebSocketHandshake } from './websocket-policy.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
-import { ProxyError } from '../errors.js';
+import { ProxyError, type ErrorCode } from '../errors.js';
+import type { LimitConfig } from '../config/model.js';
+import { connectionRefusal, type ListenerCount } from '../server/client-limits.js';
+import { proxySourceOf } from '../server/proxy-protocol-listener.js';
+import { clientBehindProxies } from './client-address.js';
 import { normaliseHost } from '../router/host-map.js';
 import { requestFacts } from '../router/request-facts.js';
 import type { RequestFacts } from '../router/route-matcher.js';
@@ -15,6 +18,7 @@ import type { ProxyContext } from './proxy-context.js';
 import { respondWithError, writeRawAnswer, writeRawResponse } from './raw-response.js';
 import { Http1HandshakeClient, Http2HandshakeClient } from './handshake-client.js';
 import { WebSocketHandshake } from './websocket-handshake.js';
+import { checkWebSocketHandshake } from './websocket-policy.js';
 
 /** Where a request goes next: refused with an error, answered locally, or proxied. */
 type LocalAnswer = { readonly status: number; readonly headers: string[]; readonly body: string; readonly answeredBy?: CompiledRoute };
@@ -27,7 +31,12 @@ type Disposition = ProxyError | LocalAnswer | RouteDecision;
  * tunnel.
  */
 export class ProxyPipeline {
-  constructor(private readonly context: ProxyContext, private readonly secure: boolean, private readonly listenerIndex: number) {}
+  /** Open connections of this listener (its max_connections). */
+  private readonly listenerCount: ListenerCount;
+
+  constructor(private readonly context: ProxyContext, private readonly secure: boolean, private readonly listenerIndex: number) {
+    this.listenerCount = { open: 0, max: context.runtime.config.listeners[listenerIndex]?.maxConnections };
+  }
 
   handleRequest(req: IncomingMessage, res: ServerResponse): void {
     // HTTP/2 names the host in :authority; the rest of the pipeline reads Host.
@@ -38,9 +47,9 @@ export class ProxyPipeline {
       this.context.registry.counts.http1Requests++;
     }
     const facts = requestFacts(req, false);
-    const forward = this.forwardContext(req.socket);
+    const forward = this.clientForward(req, this.forwardContext(req.socket));
     const arrival = requestStart(req, facts.method, req.url ?? facts.path, forward);
-    const next = this.dispose(req, facts);
+    const next = this.dispose(req, facts, forward);
     if (next instanceof ProxyError) {
       respondWithError(res, next);
       this.answeredLocally(arrival, next.status, undefined, next);
@@ -75,11 +84,11 @@ export class ProxyPipeline {
     }
     this.context.registry.counts.http1WebSockets++;
     const facts = requestFacts(req, true);
-    const forward = this.forwardContext(socket);
+    const forward = this.clientForward(req, this.forwardContext(socket));
     const arrival = requestStart(req, facts.method, req.url ?? facts.path, forward);
-    let next = this.dispose(req, facts);
+    let next = this.dispose(req, facts, forward);
     const route = 'route' in next ? next.route : undefined;
-    if (route) next = checkWebSocketHandshake(route.config.websocket, req) ?? next;
+    if (route) next = this.admitWebSocket(route, req, forward) ?? next;
     if (next instanceof ProxyError) {
       writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
       this.answeredLocally(arrival, next.status, route, next);
@@ -101,14 +110,14 @@ export class ProxyPipeline {
     req.headers.host ??= req.headers[':authority'] as string | undefined;
     this.context.registry.counts.http2WebSockets++;
     const facts = { ...requestFacts(req, true), method: 'GET' };
-    const forward = this.forwardContext(req.socket);
+    const forward = this.clientForward(req, this.forwardContext(req.socket));
     const arrival = requestStart(req, 'CONNECT', req.url ?? facts.path, forward);
-    let next = this.dispose(req, facts);
+    let next = this.dispose(req, facts, forward);
     const client = new Http2HandshakeClient(res);
     client.stream.on('error', ignoreSocketError);
     const route = 'route' in next ? next.route : undefined;
     if (route && route.config.websocketOverHttp2 === false) next = new ProxyError('SY_HTTP2_WEBSOCKET_OFF', route.label);
-    else if (route) next = checkWebSocketHandshake(route.config.websocket, req) ?? next;
+    else if (route) next = this.admitWebSocket(route, req, forward) ?? next;
     if (next instanceof ProxyError) {
       client.fail(next);
       this.answeredLocally(arrival, next.status, route, next);
@@ -132,14 +141,15 @@ export class ProxyPipeline {
   }
 
   /** The `admit` and `route` phases, and local answers (redirect, respond). */
-  private dispose(req: IncomingMessage, facts: RequestFacts): Disposition {
-    const refusal = admit(req);
+  private dispose(req: IncomingMessage, facts: RequestFacts, forward: ForwardContext): Disposition {
+    const refusal = admit(req, this.context.runtime.config.limits);
     if (refusal) return refusal;
     const listener = this.context.runtime.config.listeners[this.listenerIndex];
     if (listener?.redirectToHttpsPort !== undefined) return redirectToHttps(req, facts, listener.redirectToHttpsPort);
     const decision = this.context.runtime.router.route(this.listenerIndex, req.headers.host, facts);
     if (decision === 'no-site') return new ProxyError('SY_NO_SITE', req.headers.host ?? '(no Host)');
     if (decision === 'no-route') return new ProxyError('SY_NO_ROUTE', `${facts.method} ${facts.path}`);
+    if (!decision.route.admitsClient(forward.clientAddress)) return new ProxyError('SY_CLIENT_IP_DENIED', forward.clientAddress);
     const action = decision.route.config.action;
     if (action.kind === 'proxy') return decision;
     if (action.kind === 'respond') {
@@ -159,14 +169,55 @@ export class ProxyPipeline {
     return { ...redirect(action.status, location, listener?.hsts), answeredBy: decision.route };
   }
 
+  /**
+   * Behind trusted proxies (`trusted_proxies`) the client is read from
+   * X-Forwarded-For; otherwise the connection's context stands as it is.
+   */
+  private clientForward(req: IncomingMessage, connection: ForwardContext): ForwardContext {
+    const trusted = this.context.runtime.trustedProxies;
+    if (!trusted) return connection;
+    const header: string | string[] | undefined = req.headers['x-forwarded-for'];
+    const client = clientBehindProxies(connection.peerAddress, Array.isArray(header) ? header.join(', ') : header, trusted);
+    return client === connection.clientAddress ? connection : { ...connection, clientAddress: client };
+  }
+
+  /** Limits and policies of a WebSocket handshake on this route, or undefined when it may go on. */
+  private admitWebSocket(route: CompiledRoute, req: IncomingMessage, forward: ForwardContext): ProxyError | undefined {
+    const limits = this.context.runtime.config.limits;
+    if (!this.context.limits.handshakeAllowed(forward.clientAddress, limits.handshakesPerIpPerSecond)) {
+      const error = new ProxyError('SY_CLIENT_HANDSHAKE_RATE', forward.clientAddress);
+      error.retryAfter = 1;
+      return error;
+    }
+    const maxTunnels = route.config.maxTunnels;
+    if (maxTunnels !== undefined && this.context.observer.statsFor(route).tunnelsOpen >= maxTunnels) {
+      return new ProxyError('SY_ROUTE_TUNNEL_LIMIT', `${route.label}: ${maxTunnels}`);
+    }
+    return checkWebSocketHandshake(route.config.websocket, req);
+  }
+
+  /** A new client connection (after TLS, after its PROXY header): counted against the limits. */
+  connectionOpened(socket: Socket): void {
+    const proxied = proxySourceOf(socket);
+    const address = proxied?.address ?? normaliseAddress(socket.remoteAddress);
+    this.context.limits.connectionOpened(socket, address, this.listenerCount, this.context.runtime.config.limits);
+  }
+
+  /** A connection refused before HTTP (PROXY protocol): counted as a rejection. */
+  connectionRefused(code: ErrorCode): void {
+    this.context.observer.connectionRefused(code);
+  }
+
   /** Computed once per connection: keep-alive requests reuse it. */
   private forwardContext(socket: Socket): ForwardContext {
     const known = (socket as ForwardingSocket)[kForward];
     if (known) return known;
     const hsts = this.context.runtime.config.listeners[this.listenerIndex]?.hsts;
     const listener = this.context.runtime.config.listeners[this.listenerIndex];
+    const proxied = proxySourceOf(socket);
+    const peer = proxied?.address ?? normaliseAddress(socket.remoteAddress);
     const context = {
-      clientAddress: normaliseAddress(socket.remoteAddress), clientPort: socket.remotePort ?? 0, secure: this.secure, localPort: String(socket.localPort ?? 0),
+      clientAddress: peer, peerAddress: peer, clientPort: proxied?.port ?? socket.remotePort ?? 0, secure: this.secure, localPort: String(socket.localPort ?? 0),
       listener: listener ? `${listener.host.includes(':') ? `[${listener.host}]` : listener.host}:${socket.localPort ?? listener.port}` : String(this.listenerIndex),
       ...(hsts !== undefined ? { hsts } : {}),
     };
@@ -203,7 +254,14 @@ function redirectToHttps(req: IncomingMessage, facts: RequestFacts, port: number
 }
 
 /** Refuses what must never reach a backend; undefined when the request may pass. */
-function admit(req: IncomingMessage): ProxyError | undefined {
+function admit(req: IncomingMessage, limits: LimitConfig): ProxyError | undefined {
+  const refusal = connectionRefusal(req.socket);
+  if (refusal) return new ProxyError(refusal);
+  if (req.rawHeaders.length > limits.maxHeaderCount * 2) return new ProxyError('SY_CLIENT_TOO_MANY_HEADERS', `more than ${limits.maxHeaderCount}`);
+  const declared = req.headers['content-length'];
+  if (limits.maxBodyBytes !== undefined && declared !== undefined && Number(declared) > limits.maxBodyBytes) {
+    return new ProxyError('SY_CLIENT_BODY_TOO_LARGE', `${declared} bytes, the limit is ${limits.maxBodyBytes}`);
+  }
   // Node's parser also takes "GET /" (HTTP/0.9) and "HTTP/2.0" request lines;
   // HTTP/2 itself arrives framed, through the HTTP/2 server.
   if (req.httpVersionMajor !== 1 && !isHttp2(req)) return new ProxyError('SY_CLIENT_HTTP_VERSION', `HTTP/${req.httpVersion}`);

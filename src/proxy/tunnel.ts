@@ -29,7 +29,7 @@ const CLOSED_BY: Record<TunnelEndReason, ClosedBy> = {
 export interface TunnelOrigin {
   /** The request's log record as the 101 left it; the tunnel's record extends it. */
   readonly request: Omit<TunnelRecord, 'type' | 'session_ms' | 'bytes_from_client' | 'bytes_from_backend' | 'messages_from_client'
-    | 'messages_from_backend' | 'client_close' | 'backend_close' | 'closed_by' | 'malformed' | 'error_from'>;
+    | 'messages_from_backend' | 'client_close' | 'backend_close' | 'closed_by' | 'malformed' | 'malformed_from' | 'error_from'>;
   readonly stats: RouteStats;
   readonly upstreamName: string;
   readonly observer: Observer;
@@ -68,6 +68,8 @@ export class Tunnel implements Closable, TunnelView, ControlledTunnel {
   firstClose = 0;
   /** The side whose socket failed first, when one did. */
   errorFrom: 'client' | 'backend' | undefined;
+  /** The side whose stream broke the protocol first, when one did. */
+  malformedFrom: 'client' | 'backend' | undefined;
 
   constructor(
     readonly client: TunnelClient,
@@ -142,6 +144,7 @@ export class Tunnel implements Closable, TunnelView, ControlledTunnel {
         this.client.write(toClient);
       }
     }
+    if (this.fromUpstream.malformed !== undefined) this.malformedFrom ??= 'backend';
     if (toUpstream.length > 0) {
       this.bytesFromClient += toUpstream.length;
       if (this.control) {
@@ -151,6 +154,7 @@ export class Tunnel implements Closable, TunnelView, ControlledTunnel {
         this.upstream.write(toUpstream);
       }
     }
+    if (this.fromClient.malformed !== undefined) this.malformedFrom ??= 'client';
   }
 
   /**
@@ -216,7 +220,8 @@ export class Tunnel implements Closable, TunnelView, ControlledTunnel {
       closed_by: this.closedBy(),
       error_from: this.endReason === 'error' ? this.errorFrom : undefined,
       error: this.endReason === 'error' ? 'SY_TUNNEL_ERROR' : origin.request.error,
-      malformed: fromClient.malformed ?? fromUpstream.malformed,
+      malformed: this.malformedFrom === 'backend' ? fromUpstream.malformed : fromClient.malformed ?? fromUpstream.malformed,
+      malformed_from: this.malformedFrom,
     }, origin.stats);
   }
 
@@ -288,6 +293,7 @@ function onClientData(this: TunnelSocket, chunk: Buffer): void {
     if (!tunnel.upstream.write(chunk)) this.pause();
   }
   if (tunnel.firstClose === 0 && tunnel.fromClient.closeSeen) tunnel.firstClose = CLIENT_READ_ENDED;
+  if (tunnel.fromClient.malformed !== undefined) tunnel.malformedFrom ??= 'client';
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
@@ -303,6 +309,7 @@ function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
     if (!tunnel.client.write(chunk)) this.pause();
   }
   if (tunnel.firstClose === 0 && tunnel.fromUpstream.closeSeen) tunnel.firstClose = UPSTREAM_READ_ENDED;
+  if (tunnel.fromUpstream.malformed !== undefined) tunnel.malformedFrom ??= 'backend';
 }
 
 function onClientDrain(this: TunnelSocket): void {

@@ -5,6 +5,7 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
 import { RouteMatcher, type RequestFacts } from './route-matcher.js';
 import { Template } from './template.js';
+import { AddressList } from '../net/address-list.js';
 import type { RouteStats } from '../observe/route-stats.js';
 
 export type Captures = readonly (string | undefined)[];
@@ -20,12 +21,16 @@ export class CompiledRoute {
   private readonly reverseRewriters = new Map<UpstreamServer, ReverseRewriter | null>();
   /** The route as logs and metrics name it: its name, else its place in the config. */
   readonly name: string;
+  private readonly allow: AddressList | undefined;
+  private readonly deny: AddressList | undefined;
   /** Counters for metrics and the admin API; a reload hands the same object to the route of the same name. */
   stats: RouteStats | undefined;
 
   constructor(readonly config: RouteConfig, pools: ReadonlyMap<string, UpstreamPool>, readonly site = 'default') {
     this.name = config.name ?? config.id;
     this.matcher = new RouteMatcher(config.match);
+    this.allow = config.allow && new AddressList(config.allow);
+    this.deny = config.deny && new AddressList(config.deny);
     const action = config.action;
     if (action.kind === 'proxy') {
       const pool = pools.get(action.upstream);
@@ -37,6 +42,12 @@ export class CompiledRoute {
     } else if (action.kind === 'redirect') {
       this.redirectLocation = new Template(action.location);
     }
+  }
+
+  /** The route's allow and deny lists (deny wins). */
+  admitsClient(address: string): boolean {
+    if (this.deny?.has(address)) return false;
+    return this.allow === undefined || this.allow.has(address);
   }
 
   get label(): string {

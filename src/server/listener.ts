@@ -11,6 +11,8 @@ import type { ConnectionRegistry } from './connection-registry.js';
 import { hasToken } from '../proxy/headers.js';
 import { ListenerCertificates } from '../tls/certificates.js';
 import { requestHeadWithoutUpgrade } from './replay.js';
+import { acceptProxyProtocol } from './proxy-protocol-listener.js';
+import { AddressList } from '../net/address-list.js';
 
 /**
  * Plain listeners speak HTTP/1.1 (and, with http2, HTTP/2 by prior knowledge);
@@ -92,7 +94,14 @@ export function createListenerServer(
   if (certificates) (server as TlsListenerServer)[kCertificates] = certificates;
   const connectionEvent = listener.tls ? 'secureConnection' : 'connection';
 
-  server.on(connectionEvent, (socket: Socket) => registry.addConnection(socket));
+  server.on(connectionEvent, (socket: Socket) => {
+    // A replayed upgrade re-announces its socket: count it once.
+    if (registry.connections.has(socket)) return;
+    registry.addConnection(socket);
+    pipeline.connectionOpened(socket);
+  });
+  // Header count is a limit of ours (431); Node's own would drop extra headers silently.
+  (server as { maxHeadersCount?: number | null }).maxHeadersCount = 0;
   // HTTP/2 requests arrive through Node's compatibility API, whose request and
   // response objects offer what the pipeline uses of IncomingMessage and
   // ServerResponse (headers, rawHeaders, url, streams, writeHead, events).
@@ -132,6 +141,9 @@ export function createListenerServer(
     writeRawResponse(socket, error.status, `${error.status} ${error.message}`, ['X-Switchyard-Error', code]);
   });
   server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+  if (listener.proxyProtocolFrom) {
+    acceptProxyProtocol(server, new AddressList(listener.proxyProtocolFrom), config.timeouts.headerMs, log, (code) => pipeline.connectionRefused(code as ErrorCode));
+  }
   return server;
 }
 

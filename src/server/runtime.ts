@@ -1,3 +1,4 @@
+import { AddressList } from '../net/address-list.js';
 import type { SwitchyardConfig, UpstreamConfig } from '../config/model.js';
 import { Router } from '../router/router.js';
 import type { Logger } from '../log/logger.js';
@@ -13,6 +14,8 @@ import { UpstreamPool } from '../upstream/upstream-pool.js';
 export class Runtime {
   readonly router: Router;
   readonly pools: ReadonlyMap<string, UpstreamPool>;
+  /** Peers whose X-Forwarded-For is believed; undefined: none. */
+  readonly trustedProxies: AddressList | undefined;
   private readonly poolKeys = new Map<UpstreamPool, string>();
 
   constructor(readonly config: SwitchyardConfig, log: Logger, previous?: Runtime) {
@@ -37,6 +40,7 @@ export class Runtime {
     }
     this.pools = pools;
     this.router = new Router(config, pools);
+    this.trustedProxies = config.trustedProxies && new AddressList(config.trustedProxies);
   }
 
   /** Pools of this runtime that `next` no longer uses. */

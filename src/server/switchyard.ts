@@ -8,6 +8,7 @@ import { closeIdleConnections, createListenerServer, updateCertificates, type Li
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
 import { closeAtRate } from './paced-close.js';
+import { ClientLimits } from './client-limits.js';
 import { Observer } from '../observe/observer.js';
 import type { AccessLog } from '../observe/access-log.js';
 
@@ -33,7 +34,7 @@ export class Switchyard {
 
   private constructor(config: SwitchyardConfig, private readonly log: Logger, options: SwitchyardOptions) {
     const observer = new Observer(this.registry, () => this.context.runtime.pools.values(), options.accessLog, log);
-    this.context = { runtime: new Runtime(config, log), registry: this.registry, log, observer };
+    this.context = { runtime: new Runtime(config, log), registry: this.registry, log, observer, limits: new ClientLimits() };
   }
 
   static async start(config: SwitchyardConfig, log: Logger, options: SwitchyardOptions = {}): Promise<Switchyard> {
@@ -171,6 +172,7 @@ export class Switchyard {
     clearInterval(sweeper);
     registry.destroyAll('shutdown');
     await closed;
+    this.context.limits.close();
     await Promise.all([this.context.runtime.close(), ...this.closing]);
   }
 

@@ -106,7 +106,7 @@ describe('unknown keys', () => {
 
   it('a key like no known one lists the keys expected there', T, () => {
     assert.deepEqual(problems(withRoutes(['      - zzzzqqq: 1', '        to: http://127.0.0.1:1'])), [
-      `${at(5, 9)}: sites[0].routes[0].zzzzqqq: unknown key "zzzzqqq" (expected one of: name, match, to, strip_prefix, rewrite, preserve_host, reverse_rewrite, request_headers, response_headers, redirect, respond, timeouts, websocket_over_http2, websocket)`,
+      `${at(5, 9)}: sites[0].routes[0].zzzzqqq: unknown key "zzzzqqq" (expected one of: name, match, to, strip_prefix, rewrite, preserve_host, reverse_rewrite, request_headers, response_headers, redirect, respond, timeouts, websocket_over_http2, websocket, allow, deny, max_tunnels)`,
     ]);
   });
 
@@ -574,7 +574,7 @@ describe('a valid config → the runtime model', () => {
   it('defaults: timeouts 1s/60s/1h (and the rest), limits, workers; a route override applies to that route only', T, () => {
     const { config } = load(text);
     assert.deepEqual(config.timeouts, { connectMs: 1_000, responseMs: 60_000, tunnelIdleMs: 3_600_000, headerMs: 30_000, keepAliveMs: 75_000, drainMs: 30_000 });
-    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384 });
+    assert.deepEqual(config.limits, { maxHeaderBytes: 16_384, maxHeaderCount: 100 });
     assert.equal(config.workers, 1);
     const routes = config.sites[0]!.routes;
     assert.deepEqual(routes[0]!.timeouts, { connectMs: 1_000, responseMs: 60_000, tunnelIdleMs: 3_600_000 });

@@ -38,6 +38,8 @@ export class FrameGate {
   passThrough = false;
   private held: Buffer | undefined;
   private readonly pending: Buffer[] = [];
+  /** Inside forward(): frames injected now (by an event handler) wait for their place. */
+  private forwarding = false;
 
   constructor(
     readonly tracker: FrameTracker,
@@ -59,7 +61,7 @@ export class FrameGate {
     if (this.closedToDestination || this.destination.destroyed) return;
     // With boundaries unknown (malformed) a frame of ours could land inside one of theirs.
     if (this.passThrough) return;
-    if (this.atBoundary) this.send(frame);
+    if (this.atBoundary && !this.forwarding) this.send(frame);
     else this.pending.push(frame);
   }
 
@@ -69,6 +71,15 @@ export class FrameGate {
       this.write(chunk);
       return;
     }
+    this.forwarding = true;
+    try {
+      this.forwardFrames(chunk);
+    } finally {
+      this.forwarding = false;
+    }
+  }
+
+  private forwardFrames(chunk: Buffer): void {
     const tracker = this.tracker;
     let data = chunk;
     let position = 0;
@@ -99,11 +110,15 @@ export class FrameGate {
       const stop = tracker.scanStop;
       const opcode = stop === SCAN_HEADER ? tracker.currentOpcode : tracker.lastOpcode;
       const headerJustDone = stop === SCAN_HEADER || (stop === SCAN_FRAME_END && tracker.lastPayloadLength === 0);
-      if (headerJustDone && opcode < FIRST_CONTROL_OPCODE && !this.events.dataFrame(this)) {
-        // The refused frame does not reach the destination at all.
+      if (headerJustDone && opcode < FIRST_CONTROL_OPCODE && !this.closedToDestination && !this.events.dataFrame(this)) {
+        // The refused frame does not reach the destination at all; what the
+        // handler queued (a close) goes in its place, then nothing more. The
+        // rest is still read, so the source's own close is recognised.
         this.write(data.subarray(from, frameStart));
+        this.flushPending();
         this.closedToDestination = true;
-        return;
+        from = data.length;
+        continue;
       }
       if (stop !== SCAN_FRAME_END) continue;
       if (opcode === OP_PONG && this.expectedPong && tracker.controlPayloadEquals(this.expectedPong)) {
