@@ -117,6 +117,8 @@ export interface UpstreamConfig {
   readonly drainTimeoutMs?: number;
   /** https servers: offer h2 in ALPN for requests. */
   readonly http2?: boolean;
+  /** Connections to these servers start with a PROXY protocol header; undefined: off. */
+  readonly sendProxyProtocol?: 'v1' | 'v2';
 }
 
 export const UPSTREAM_DEFAULTS = {

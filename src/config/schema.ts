@@ -213,6 +213,8 @@ export const UpstreamSchema = z.strictObject({
   drain_timeout: Duration.default('5m').describe('How long a drained server\'s open tunnels may stay before they are closed.'),
   http2: z.boolean().default(false)
     .describe('https servers: offer HTTP/2 in ALPN and use it for requests when the server picks it. WebSocket handshakes always use HTTP/1.1.'),
+  send_proxy_protocol: z.enum(['v1', 'v2']).optional()
+    .describe('Start every connection to these servers with a PROXY protocol header naming the client. Default: off.'),
 });
 
 export const TimeoutsSchema = z.strictObject({

@@ -171,6 +171,7 @@ function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context
     } : {}),
     drainTimeoutMs: duration(upstream.drain_timeout, UPSTREAM_DEFAULTS.drainTimeoutMs, [...path, 'drain_timeout'], report),
     http2: upstream.http2,
+    ...(upstream.send_proxy_protocol ? { sendProxyProtocol: upstream.send_proxy_protocol } : {}),
   };
 }
 

@@ -6,7 +6,9 @@ import type { RouteDecision } from '../router/router.js';
 import type { RequestFacts } from '../router/route-matcher.js';
 import type { SelectionInput } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
-import { isHttp2, type ForwardContext } from './headers.js';
+import { isHttp2, normaliseAddress, type ForwardContext } from './headers.js';
+import { dispatcherForClient } from '../upstream/proxy-protocol-connect.js';
+import type { Http2Session } from 'node:http2';
 import type { ProxyContext } from './proxy-context.js';
 import { respondWithError } from './raw-response.js';
 import { responseHeadersFor } from './response-headers.js';
@@ -97,7 +99,7 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
     if (this.context.registry.draining) this.res.shouldKeepAlive = false;
     const timeouts = route.config.timeouts;
     try {
-      server.dispatcherFor(timeouts.connectMs).dispatch({
+      this.dispatcher(server, timeouts.connectMs).dispatch({
         origin: server.origin,
         method: req.method as Dispatcher.HttpMethod,
         path: route.upstreamTarget(this.facts, captures, server, req.headers.host ?? '', this.forward.secure ? 'https' : 'http'),
@@ -110,6 +112,18 @@ export class HttpExchange extends UpstreamAttempt implements Dispatcher.Dispatch
       this.releaseServer();
       this.fail(upstreamError(err, 'response'));
     }
+  }
+
+  /** The server's keep-alive pool; with the PROXY protocol, this client connection's own upstream connection. */
+  private dispatcher(server: UpstreamServer, connectMs: number): Dispatcher {
+    const version = this.pool.config.sendProxyProtocol;
+    if (version === undefined) return server.dispatcherFor(connectMs);
+    const req = this.facts.req;
+    // HTTP/2 streams share their session's connection; HTTP/1.1 requests their socket.
+    const owner = (req as unknown as { stream?: { session?: Http2Session } }).stream?.session ?? req.socket;
+    const local = req.socket;
+    return dispatcherForClient(owner, server, version, { address: this.forward.clientAddress, port: this.forward.clientPort },
+      { address: normaliseAddress(local.localAddress), port: local.localPort ?? 0 }, connectMs);
   }
 
   onConnect(abort: (err?: Error) => void): void {

@@ -7,7 +7,8 @@ import type { RouteDecision } from '../router/router.js';
 import type { RequestFacts } from '../router/route-matcher.js';
 import type { SelectionInput } from '../upstream/upstream-pool.js';
 import type { UpstreamServer } from '../upstream/upstream-server.js';
-import type { ForwardContext } from './headers.js';
+import { normaliseAddress, type ForwardContext } from './headers.js';
+import { connectWithProxyHeader, proxyHeader } from '../upstream/proxy-protocol-connect.js';
 import type { ProxyContext } from './proxy-context.js';
 import type { HandshakeClient } from './handshake-client.js';
 import { responseHeadersFor } from './response-headers.js';
@@ -80,7 +81,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
       path: route.upstreamTarget(this.facts, captures, server, this.req.headers.host ?? '', this.forward.secure ? 'https' : 'http'),
       headers: this.headers.forServer(server),
       setHost: false,
-      createConnection: () => this.connect(server),
+      createConnection: (_options, created) => this.connect(server, created as (err: Error | null, socket: Socket | null) => void),
     });
     this.request = request;
     request.setTimeout(timeouts.responseMs, this.onResponseTimeout);
@@ -90,7 +91,19 @@ export class WebSocketHandshake extends UpstreamAttempt {
     request.end();
   }
 
-  private connect(server: UpstreamServer): Socket {
+  private connect(server: UpstreamServer, created: (err: Error | null, socket: Socket | null) => void): Socket | undefined {
+    const version = this.pool.config.sendProxyProtocol;
+    if (version !== undefined) {
+      // The header goes first, before TLS: the request waits for the connection.
+      const local = this.req.socket;
+      const header = proxyHeader(version, { address: this.forward.clientAddress, port: this.forward.clientPort },
+        { address: normaliseAddress(local.localAddress), port: local.localPort ?? 0 });
+      connectWithProxyHeader(server, header, this.decision.route.config.timeouts.connectMs, (err, socket) => {
+        if (socket) this.onConnected();
+        created(err, socket);
+      });
+      return undefined;
+    }
     const socket = server.secure
       ? tls.connect({ host: server.hostname, port: server.port, ...server.tlsOptions })
       : net.connect({ host: server.hostname, port: server.port, allowHalfOpen: true });
