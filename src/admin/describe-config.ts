@@ -39,6 +39,8 @@ function describeShape(config: SwitchyardConfig): unknown {
     })),
     timeouts: config.timeouts,
     limits: config.limits,
+    drain: config.drain,
+    trustedProxies: config.trustedProxies,
     accessLog: config.accessLog,
     admin: config.admin ? { host: config.admin.host, port: config.admin.port, token: config.admin.token !== undefined } : undefined,
   };
