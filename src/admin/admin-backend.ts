@@ -20,6 +20,8 @@ export interface AdminBackend {
   setDrain(upstream: string, server: string, drain: boolean): Promise<boolean>;
   /** false: no open tunnel with that id. */
   closeTunnel(id: string): Promise<boolean>;
+  /** Closes the route's open tunnels with 1012 at the drain pace; how many. */
+  drainRoute(route: string): Promise<number>;
   reload(): Promise<ReloadOutcome>;
 }
 
@@ -49,6 +51,10 @@ export class LocalAdminBackend implements AdminBackend {
 
   async closeTunnel(id: string): Promise<boolean> {
     return this.proxy.closeTunnel(id);
+  }
+
+  async drainRoute(route: string): Promise<number> {
+    return this.proxy.drainRoute(route);
   }
 
   async reload(): Promise<ReloadOutcome> {

@@ -116,6 +116,14 @@ export class AdminServer {
       this.log.info({ upstream, server, action: drain[2] }, 'admin API');
       return sendJson(res, 200, { upstream, server, draining: drain[2] === 'drain' });
     }
+    const routeDrain = /^\/api\/routes\/([^/]+)\/drain$/.exec(path);
+    if (method === 'POST' && routeDrain) {
+      const route = decodePathPart(routeDrain[1] ?? '');
+      if (route === undefined) return sendJson(res, 400, { error: 'SY_ADMIN_BAD_REQUEST', message: 'the route name is not valid percent-encoding' });
+      const tunnels = await this.backend.drainRoute(route);
+      this.log.info({ route, tunnels, action: 'drain' }, 'admin API');
+      return sendJson(res, 200, { route, closing: tunnels });
+    }
     const tunnel = /^\/api\/tunnels\/([^/]+)$/.exec(path);
     if (method === 'DELETE' && tunnel) {
       const id = decodePathPart(tunnel[1] ?? '');

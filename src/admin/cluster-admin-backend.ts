@@ -11,6 +11,7 @@ export type AdminRequest =
   | { op: 'tunnels' }
   | { op: 'drain'; upstream: string; server: string; drain: boolean }
   | { op: 'close-tunnel'; id: string }
+  | { op: 'drain-route'; route: string }
   | { op: 'reload' };
 
 export interface AdminRequestMessage {
@@ -72,6 +73,10 @@ export class ClusterAdminBackend implements AdminBackend {
 
   async setDrain(upstream: string, server: string, drain: boolean): Promise<boolean> {
     return (await this.ask({ op: 'drain', upstream, server, drain })).some(Boolean);
+  }
+
+  async drainRoute(route: string): Promise<number> {
+    return (await this.ask({ op: 'drain-route', route }) as number[]).reduce((sum, count) => sum + count, 0);
   }
 
   async closeTunnel(id: string): Promise<boolean> {

@@ -22,6 +22,7 @@ export function answerAdminRequests(proxy: Switchyard, reload: (() => ReloadOutc
       case 'tunnels': result = describeTunnels(proxy); break;
       case 'drain': result = request.drain ? proxy.drainServer(request.upstream, request.server) : proxy.undrainServer(request.upstream, request.server); break;
       case 'close-tunnel': result = proxy.closeTunnel(request.id); break;
+      case 'drain-route': result = proxy.drainRoute(request.route); break;
       case 'reload': result = reload ? reload() : { ok: false, errors: ['not started from a config file'] }; break;
     }
     process.send?.({ type: 'switchyard:admin-reply', id: message.id, result } satisfies AdminReplyMessage);

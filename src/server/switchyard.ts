@@ -107,6 +107,23 @@ export class Switchyard {
     return true;
   }
 
+  /**
+   * Recycles a route's open tunnels: each gets 1012 (Service Restart) close
+   * frames, at the drain pace, so its clients reconnect, and then follow the
+   * current config (say, a new upstream after a reload). New tunnels are still
+   * taken. Returns how many tunnels were asked to close.
+   */
+  drainRoute(route: string): number {
+    const tunnels = [...this.registry.tunnels].filter((tunnel) => (tunnel as { stats?: { route?: string } }).stats?.route === route);
+    const deadline = performance.now() + this.config.timeouts.drainMs;
+    closeAtRate(tunnels, this.config.drain, (tunnel) => {
+      if (tunnel.closeGracefully) tunnel.closeGracefully('drain', deadline - performance.now());
+      else tunnel.destroy('drain');
+    });
+    this.log.info({ route, tunnels: tunnels.length }, 'route draining');
+    return tunnels.length;
+  }
+
   /** Closes one open tunnel by its id ("pid:n", as the admin API lists it). */
   closeTunnel(id: string): boolean {
     const [pid, number] = id.split(':');

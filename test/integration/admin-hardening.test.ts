@@ -249,3 +249,55 @@ timeouts: { tunnel_idle: 30s }
     }
   });
 });
+
+describe('POST /api/routes/NAME/drain', () => {
+  test('recycles the route\'s open tunnels with 1012 and leaves other routes\' tunnels open; new tunnels are taken', { timeout: 10_000 }, async () => {
+    const origin = await startOrigin();
+    const yaml = `
+listeners:
+  - address: 127.0.0.1:0
+sites:
+  - name: main
+    routes:
+      - name: chat
+        match: { prefix: /chat }
+        to: app
+      - name: feed
+        to: app
+upstreams:
+  app:
+    servers: [${origin.url}]
+drain: { rate: 0 }
+`;
+    const proxy = await Switchyard.start(loadConfigText(yaml, 'route-drain.yaml', { env: {}, defaultSecret: 'route-drain-secret-0123456789' }).config, silentLogger());
+    const admin = await AdminServer.start({ host: '127.0.0.1', port: 0 }, new LocalAdminBackend(proxy, undefined), silentLogger());
+    const port = proxy.addresses[0]!.port;
+    const open = async (path: string): Promise<{ ws: WebSocket; closed: Promise<number> }> => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
+      const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+      return { ws, closed };
+    };
+    try {
+      const chats = [await open('/chat/1'), await open('/chat/2')];
+      const feed = await open('/feed');
+      const reply = await request(admin.port, '/api/routes/chat/drain', { method: 'POST' });
+      assert.equal(reply.status, 200, reply.body);
+      assert.deepEqual(JSON.parse(reply.body), { route: 'chat', closing: 2 });
+      assert.deepEqual(await Promise.all(chats.map((chat) => chat.closed)), [1012, 1012]);
+      const echoed = new Promise<string>((resolve) => feed.ws.once('message', (data) => resolve(String(data))));
+      feed.ws.send('still here');
+      assert.equal(await echoed, 'still here', 'the other route\'s tunnel stays open');
+      const again = await open('/chat/3');
+      again.ws.close(1000);
+      assert.equal(await again.closed, 1000, 'the drained route takes new tunnels');
+      assert.deepEqual(JSON.parse((await request(admin.port, '/api/routes/nothing/drain', { method: 'POST' })).body), { route: 'nothing', closing: 0 });
+      feed.ws.close(1000);
+      await feed.closed;
+    } finally {
+      await admin.close();
+      await proxy.shutdown(0);
+      await origin.close();
+    }
+  });
+});
