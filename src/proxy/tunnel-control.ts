@@ -84,14 +84,18 @@ export class TunnelControl implements GateEvents {
     this.closing = reason;
     this.tunnel.ending(reason);
     this.stopTimers();
-    const { toClient, toUpstream } = this;
+    const { toClient, toUpstream, tunnel } = this;
     if (toClient.passThrough || toUpstream.passThrough) {
       // Frames cannot be placed safely in a malformed stream.
-      this.tunnel.destroy(reason);
+      tunnel.destroy(reason);
       return;
     }
-    toClient.inject(closeFrame(code, text, false));
-    toUpstream.inject(closeFrame(backendCode, text, true));
+    // A side whose own close already went through has started the closing
+    // handshake: the other side got a close frame, and one is enough.
+    if (tunnel.fromUpstream.closeSeen) toClient.stopForwarding();
+    else toClient.inject(closeFrame(code, text, false));
+    if (tunnel.fromClient.closeSeen) toUpstream.stopForwarding();
+    else toUpstream.inject(closeFrame(backendCode, text, true));
     this.closeTimer = setTimeout(() => this.tunnel.destroy(reason), replyMs);
     this.closeTimer.unref();
     this.maybeFinished();

@@ -58,11 +58,17 @@ export class FrameGate {
    * boundary (now, if the stream is between frames). A close ends forwarding.
    */
   inject(frame: Buffer): void {
-    if (this.closedToDestination || this.destination.destroyed) return;
+    if (this.closedToDestination || this.destination.destroyed || this.destination.writableEnded) return;
     // With boundaries unknown (malformed) a frame of ours could land inside one of theirs.
     if (this.passThrough) return;
     if (this.atBoundary && !this.forwarding) this.send(frame);
     else this.pending.push(frame);
+  }
+
+  /** Forwards nothing more (a close already went to the destination). */
+  stopForwarding(): void {
+    this.pending.length = 0;
+    this.closedToDestination = true;
   }
 
   /** The next bytes from the source. */
@@ -147,13 +153,13 @@ export class FrameGate {
   }
 
   private send(frame: Buffer): void {
-    if (this.closedToDestination || this.destination.destroyed) return;
+    if (this.closedToDestination || this.destination.destroyed || this.destination.writableEnded) return;
     this.destination.write(frame);
     if (((frame[0] ?? 0) & 0x0f) === OP_CLOSE) this.closedToDestination = true;
   }
 
   private write(bytes: Buffer): void {
-    if (bytes.length === 0 || this.closedToDestination || this.destination.destroyed) return;
+    if (bytes.length === 0 || this.closedToDestination || this.destination.destroyed || this.destination.writableEnded) return;
     this.destination.write(bytes);
   }
 }
