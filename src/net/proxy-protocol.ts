@@ -78,12 +78,20 @@ function parseV2(data: Buffer): ProxyHeaderParse {
   }
   if (family === 0x21 || family === 0x22) {
     if (body.length < 36) return { kind: 'invalid', reason: 'v2 IPv6 addresses truncated' };
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(body.readUInt16BE(i).toString(16));
-    return { kind: 'header', length, version: 2, source: { address: compressIpv6(groups), port: body.readUInt16BE(32) } };
+    return { kind: 'header', length, version: 2, source: { address: ipv6Text(body.subarray(0, 16)), port: body.readUInt16BE(32) } };
   }
   // AF_UNSPEC or AF_UNIX: no address the proxy can use; the connection's own stands.
   return { kind: 'header', length, version: 2, source: undefined };
+}
+
+/** 16 address bytes as Node prints them: "2001:db8::1", and IPv4-mapped as "::ffff:1.2.3.4". */
+function ipv6Text(bytes: Buffer): string {
+  let mapped = bytes.readUInt16BE(10) === 0xffff;
+  for (let i = 0; i < 10 && mapped; i++) if (bytes[i] !== 0) mapped = false;
+  if (mapped) return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return compressIpv6(groups);
 }
 
 /** "2001:db8:0:0:0:0:0:1" → "2001:db8::1" (the longest zero run), as Node prints addresses. */

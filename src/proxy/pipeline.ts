@@ -15,7 +15,7 @@ import { requestRecord, requestStart, type RequestStart } from '../observe/reque
 import { isHttp2, isWebSocketUpgrade, normaliseAddress, type ForwardContext } from './headers.js';
 import { HttpExchange } from './http-exchange.js';
 import type { ProxyContext } from './proxy-context.js';
-import { respondWithError, writeRawAnswer, writeRawResponse } from './raw-response.js';
+import { errorHeaders, respondWithError, writeRawAnswer, writeRawResponse } from './raw-response.js';
 import { Http1HandshakeClient, Http2HandshakeClient } from './handshake-client.js';
 import { WebSocketHandshake } from './websocket-handshake.js';
 import { checkWebSocketHandshake } from './websocket-policy.js';
@@ -90,7 +90,7 @@ export class ProxyPipeline {
     const route = 'route' in next ? next.route : undefined;
     if (route) next = this.admitWebSocket(route, req, forward) ?? next;
     if (next instanceof ProxyError) {
-      writeRawResponse(socket, next.status, `${next.status} ${next.message}`, ['X-Switchyard-Error', next.code]);
+      writeRawResponse(socket, next.status, `${next.status} ${next.message}`, errorHeaders(next));
       this.answeredLocally(arrival, next.status, route, next);
     } else if ('route' in next) {
       new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, forward, arrival).start();

@@ -54,8 +54,10 @@ export function acceptProxyProtocol(server: Server, trusted: AddressList, header
       socket.pause();
       if (rest.length > 0) socket.unshift(rest);
       handOver(socket);
-      // The HTTP parser reads with 'data' listeners: let the stream flow again.
-      socket.resume();
+      // The HTTP/1.1 parser (and the h2c sniff) read with 'data' listeners: let
+      // the stream flow again. TLS reads the bytes put back itself, then the
+      // native handle: flowing would hand those bytes to nobody.
+      if (socket.listenerCount('data') > 0) socket.resume();
     });
   });
 }
