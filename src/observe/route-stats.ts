@@ -14,6 +14,8 @@ export class RouteStats {
   tunnelsOpened = 0;
   /** Tunnels open now (a route's max_tunnels). */
   tunnelsOpen = 0;
+  /** Handshakes in progress on a route with max_tunnels. */
+  tunnelsPending = 0;
   /** Totals of tunnels that ended; open ones are added at read time. */
   endedBytesFromClient = 0;
   endedBytesFromBackend = 0;

@@ -93,7 +93,7 @@ export class ProxyPipeline {
       writeRawResponse(socket, next.status, `${next.status} ${next.message}`, errorHeaders(next));
       this.answeredLocally(arrival, next.status, route, next);
     } else if ('route' in next) {
-      new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, forward, arrival).start();
+      this.startHandshake(new WebSocketHandshake(this.context, next, facts, new Http1HandshakeClient(socket), head, forward, arrival), next.route);
     } else {
       writeRawAnswer(socket, next.status, next.headers, next.body);
       this.answeredLocally(arrival, next.status, next.answeredBy, undefined, Buffer.byteLength(next.body));
@@ -122,7 +122,7 @@ export class ProxyPipeline {
       client.fail(next);
       this.answeredLocally(arrival, next.status, route, next);
     } else if ('route' in next) {
-      new WebSocketHandshake(this.context, next, facts, client, EMPTY, forward, arrival).start();
+      this.startHandshake(new WebSocketHandshake(this.context, next, facts, client, EMPTY, forward, arrival), next.route);
     } else {
       res.writeHead(next.status, Object.fromEntries(pairs(next.headers)));
       res.end(next.body);
@@ -190,10 +190,16 @@ export class ProxyPipeline {
       return error;
     }
     const maxTunnels = route.config.maxTunnels;
-    if (maxTunnels !== undefined && this.context.observer.statsFor(route).tunnelsOpen >= maxTunnels) {
-      return new ProxyError('SY_ROUTE_TUNNEL_LIMIT', `${route.label}: ${maxTunnels}`);
+    if (maxTunnels !== undefined) {
+      const stats = this.context.observer.statsFor(route);
+      if (stats.tunnelsOpen + stats.tunnelsPending >= maxTunnels) return new ProxyError('SY_ROUTE_TUNNEL_LIMIT', `${route.label}: ${maxTunnels}`);
     }
     return checkWebSocketHandshake(route.config.websocket, req);
+  }
+
+  private startHandshake(handshake: WebSocketHandshake, route: CompiledRoute): void {
+    if (route.config.maxTunnels !== undefined) handshake.holdTunnelSlot();
+    handshake.start();
   }
 
   /** A new client connection (after TLS, after its PROXY header): counted against the limits. */

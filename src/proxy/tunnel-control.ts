@@ -150,7 +150,16 @@ export class TunnelControl implements GateEvents {
   malformed(): void {
     // Bytes keep flowing unchanged; acts that need frame boundaries are off.
     this.stopTimers();
-    if (this.closing !== undefined) this.tunnel.destroy(this.closing);
+    if (this.closing !== undefined) {
+      this.tunnel.destroy(this.closing);
+      return;
+    }
+    // Limits that cannot be enforced any more must not be bypassed by breaking the protocol.
+    const policy = this.policy;
+    if (policy && (policy.maxMessageBytes !== undefined || policy.maxMessagesPerSecond !== undefined)) {
+      this.tunnel.ending('policy');
+      this.tunnel.destroy('policy');
+    }
   }
 
   // ------------------------------------------------------------ inside
@@ -176,6 +185,9 @@ export class TunnelControl implements GateEvents {
 
   private checkPings(ping: NonNullable<WebSocketPolicyConfig['ping']>): void {
     const now = performance.now();
+    // A ping still waiting behind a long frame has not been sent: its pong is not due yet.
+    if (this.clientPongDue > 0 && this.toClient.hasPending) this.clientPongDue = now + ping.timeoutMs;
+    if (this.upstreamPongDue > 0 && this.toUpstream.hasPending) this.upstreamPongDue = now + ping.timeoutMs;
     if ((this.clientPongDue > 0 && now > this.clientPongDue) || (this.upstreamPongDue > 0 && now > this.upstreamPongDue)) {
       this.closeGracefully('ping_timeout', CLOSE_GOING_AWAY, 'no pong to the proxy\'s ping', Math.min(CLOSE_REPLY_MS, ping.timeoutMs));
       return;

@@ -163,6 +163,8 @@ export class Tunnel implements Closable, TunnelView, ControlledTunnel {
    * has not closed after the close handshake's time (or `leftMs`) is cut.
    */
   closeGracefully(reason: 'shutdown' | 'drain', leftMs: number): void {
+    // Already over (paced closes reach tunnels that ended meanwhile).
+    if (this.client.destroyed || this.upstream.destroyed) return;
     this.control ??= new TunnelControl(this, undefined);
     const code = reason === 'shutdown' ? CLOSE_GOING_AWAY : CLOSE_SERVICE_RESTART;
     const replyMs = Math.max(0, Math.min(CLOSE_REPLY_MS, leftMs));

@@ -39,6 +39,7 @@ export class WebSocketHandshake extends UpstreamAttempt {
   private readonly key: string | undefined;
   // What the access log gets for a handshake that does not become a tunnel.
   private status = 0;
+  private holdsSlot = false;
   private errorCode: string | undefined;
   private connectedAt: number | undefined;
   private headersAt: number | undefined;
@@ -226,9 +227,19 @@ export class WebSocketHandshake extends UpstreamAttempt {
     this.complete();
   }
 
+  /** The route's max_tunnels counts this handshake until it ends (a burst cannot pass the limit). */
+  holdTunnelSlot(): void {
+    this.holdsSlot = true;
+    this.stats.tunnelsPending++;
+  }
+
   private complete(): void {
     if (this.done) return;
     this.done = true;
+    if (this.holdsSlot) {
+      this.holdsSlot = false;
+      this.stats.tunnelsPending--;
+    }
     clearTimeout(this.connectTimer);
     this.stopWaiting();
     this.releaseServer();

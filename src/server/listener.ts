@@ -138,6 +138,7 @@ export function createListenerServer(
     }
     const error = new ProxyError(code, err.code);
     log.debug({ code, parser: err.code, reason: (err as { reason?: string }).reason }, 'rejected a malformed request');
+    pipeline.connectionRefused(code);
     writeRawResponse(socket, error.status, `${error.status} ${error.message}`, ['X-Switchyard-Error', code]);
   });
   server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());

@@ -6,6 +6,8 @@ import { parseProxyHeader, type ProxySource } from '../net/proxy-protocol.js';
 import { normaliseAddress } from '../proxy/headers.js';
 
 const kProxySource = Symbol('switchyard.proxySource');
+const kWaiting = Symbol('switchyard.waitingForProxyHeader');
+type WaitingServer = Server & { [kWaiting]?: Set<Socket> };
 const kProxyChecked = Symbol('switchyard.proxyChecked');
 type ProxiedSocket = Socket & { [kProxySource]?: ProxySource; [kProxyChecked]?: true; _parent?: ProxiedSocket };
 
@@ -13,6 +15,18 @@ type ProxiedSocket = Socket & { [kProxySource]?: ProxySource; [kProxyChecked]?: 
 export function proxySourceOf(socket: Socket): ProxySource | undefined {
   const proxied = socket as ProxiedSocket;
   return proxied[kProxySource] ?? proxied._parent?.[kProxySource];
+}
+
+/**
+ * Shutdown: connections still waiting for their PROXY header carry no request
+ * yet and are not in the connection registry; close them now, or the
+ * listener's close would wait for their header timeout.
+ */
+export function closeWaitingForProxyHeader(server: Server): void {
+  const waiting = (server as WaitingServer)[kWaiting];
+  if (!waiting) return;
+  for (const socket of waiting) socket.destroy();
+  waiting.clear();
 }
 
 /**
@@ -26,6 +40,8 @@ export function proxySourceOf(socket: Socket): ProxySource | undefined {
 export function acceptProxyProtocol(server: Server, trusted: AddressList, headerMs: number, log: Logger, refused: (code: string) => void): void {
   const listeners = server.listeners('connection') as ((this: Server, socket: Socket) => void)[];
   server.removeAllListeners('connection');
+  const waiting = new Set<Socket>();
+  (server as WaitingServer)[kWaiting] = waiting;
   const handOver = (socket: Socket): void => {
     for (const listener of listeners) listener.call(server, socket);
   };
@@ -38,7 +54,12 @@ export function acceptProxyProtocol(server: Server, trusted: AddressList, header
     }
     proxied[kProxyChecked] = true;
     const fromTrusted = trusted.has(normaliseAddress(socket.remoteAddress));
+    waiting.add(socket);
+    const forget = (): void => void waiting.delete(socket);
+    socket.once('close', forget);
     readHeader(socket, headerMs, (outcome, rest) => {
+      waiting.delete(socket);
+      socket.removeListener('close', forget);
       const peer = normaliseAddress(socket.remoteAddress);
       if (outcome.kind === 'header' && fromTrusted) {
         if (outcome.source) proxied[kProxySource] = { address: normaliseAddress(outcome.source.address), port: outcome.source.port };

@@ -106,12 +106,14 @@ function reloadFrom(source: ReloadSource, proxy: Switchyard, log: Logger): Reloa
 function restartOnlyChanges(before: SwitchyardConfig, after: SwitchyardConfig): string[] {
   const changed: string[] = [];
   // Certificates, HSTS and redirects apply at once; addresses, TLS on/off and sites need a restart.
-  const listeners = (config: SwitchyardConfig): string => JSON.stringify(config.listeners.map(({ host, port, tls, sites }) => [host, port, Boolean(tls), sites ?? null]));
+  const listeners = (config: SwitchyardConfig): string => JSON.stringify(config.listeners.map(({ host, port, tls, sites, http2, proxyProtocolFrom, maxConnections }) =>
+    [host, port, Boolean(tls), sites ?? null, http2 ?? null, proxyProtocolFrom ?? null, maxConnections ?? null]));
   if (listeners(before) !== listeners(after)) changed.push('listeners');
   if (before.workers !== after.workers) changed.push('workers');
   if (JSON.stringify(before.accessLog) !== JSON.stringify(after.accessLog)) changed.push('access_log');
   if (JSON.stringify(before.admin) !== JSON.stringify(after.admin)) changed.push('admin');
-  if (JSON.stringify(before.limits) !== JSON.stringify(after.limits)) changed.push('limits');
+  // Other limits apply to new connections and requests at once.
+  if (before.limits.maxHeaderBytes !== after.limits.maxHeaderBytes) changed.push('limits.max_header_bytes');
   const { headerMs, keepAliveMs } = before.timeouts;
   if (headerMs !== after.timeouts.headerMs || keepAliveMs !== after.timeouts.keepAliveMs) changed.push('timeouts.header/keep_alive');
   return changed;

@@ -9,6 +9,7 @@ import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
 import { closeAtRate } from './paced-close.js';
 import { ClientLimits } from './client-limits.js';
+import { closeWaitingForProxyHeader } from './proxy-protocol-listener.js';
 import { Observer } from '../observe/observer.js';
 import type { AccessLog } from '../observe/access-log.js';
 
@@ -115,11 +116,17 @@ export class Switchyard {
    */
   drainRoute(route: string): number {
     const tunnels = [...this.registry.tunnels].filter((tunnel) => (tunnel as { stats?: { route?: string } }).stats?.route === route);
-    const deadline = performance.now() + this.config.timeouts.drainMs;
-    closeAtRate(tunnels, this.config.drain, (tunnel) => {
+    const drainMs = this.config.timeouts.drainMs;
+    const deadline = performance.now() + drainMs;
+    const stopPacing = closeAtRate(tunnels, this.config.drain, (tunnel) => {
       if (tunnel.closeGracefully) tunnel.closeGracefully('drain', deadline - performance.now());
       else tunnel.destroy('drain');
     });
+    // What is still open at the deadline (a peer that never answers) is cut.
+    setTimeout(() => {
+      stopPacing();
+      for (const tunnel of tunnels) if (this.registry.tunnels.has(tunnel)) tunnel.destroy('drain');
+    }, drainMs).unref();
     this.log.info({ route, tunnels: tunnels.length }, 'route draining');
     return tunnels.length;
   }
@@ -167,7 +174,10 @@ export class Switchyard {
     const { registry } = this;
     registry.draining = true;
     const closed = Promise.all(this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-    for (const server of this.servers) closeIdleConnections(server);
+    for (const server of this.servers) {
+      closeIdleConnections(server);
+      closeWaitingForProxyHeader(server);
+    }
     registry.closeSessions();
     // Keep-alive connections that finish a response while draining are closed by
     // "Connection: close"; poll for ones that just went idle.

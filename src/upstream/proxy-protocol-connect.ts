@@ -45,18 +45,20 @@ export function connectWithProxyHeader(server: UpstreamServer, header: Buffer, c
 }
 
 const kClients = Symbol('switchyard.proxyProtocolClients');
-type ClientOwner = { [kClients]?: Map<UpstreamServer, Client>; once(event: 'close', listener: () => void): unknown };
+/** Upstream connections of one client connection, by server and by the client they name. */
+type ClientOwner = { [kClients]?: Map<string, Client>; once(event: 'close', listener: () => void): unknown };
 
 /**
  * HTTP requests to a server that wants the PROXY protocol cannot share
  * keep-alive connections between clients (the header names one client): each
  * client connection gets its own upstream connection (as HAProxy does), kept
- * for its keep-alive requests and closed with it.
+ * for its keep-alive requests and closed with it. Behind trusted proxies one
+ * connection carries many clients: each of them gets its own.
  */
 export function dispatcherForClient(owner: ClientOwner, server: UpstreamServer, version: ProxyProtocolVersion, client: ProxySource, reached: ProxySource, connectMs: number): Dispatcher {
   let clients = owner[kClients];
   if (!clients) {
-    const created = new Map<UpstreamServer, Client>();
+    const created = new Map<string, Client>();
     clients = created;
     owner[kClients] = created;
     owner.once('close', () => {
@@ -64,7 +66,8 @@ export function dispatcherForClient(owner: ClientOwner, server: UpstreamServer, 
       created.clear();
     });
   }
-  let dispatcher = clients.get(server);
+  const key = `${server.url} ${client.address} ${client.port}`;
+  let dispatcher = clients.get(key);
   if (!dispatcher) {
     const header = proxyHeader(version, client, reached);
     dispatcher = new Client(server.origin, {
@@ -75,7 +78,7 @@ export function dispatcherForClient(owner: ClientOwner, server: UpstreamServer, 
       },
       keepAliveTimeout: 30_000,
     });
-    clients.set(server, dispatcher);
+    clients.set(key, dispatcher);
   }
   return dispatcher;
 }

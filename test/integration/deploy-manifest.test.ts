@@ -29,7 +29,7 @@ test('the ConfigMap\'s config loads with the secrets the Deployment passes in, a
   assert.ok(text, 'the ConfigMap holds switchyard.yaml');
   const env = { SWITCHYARD_SECRET: 'a'.repeat(64), SWITCHYARD_ADMIN_TOKEN: 'b'.repeat(48) };
   const { config } = loadConfigText(text, 'switchyard.yaml', { env, defaultSecret: 'unused-default-secret-0123456789' });
-  assert.deepEqual(config.listeners[0]?.proxyProtocolFrom, ['10.0.0.0/8']);
+  assert.deepEqual(config.listeners[0]?.proxyProtocolFrom, ['10.0.0.0/24', '10.0.1.0/24']);
   assert.equal(config.upstreams.get('realtime')?.stickySecret, env.SWITCHYARD_SECRET);
   assert.equal(config.admin?.token, env.SWITCHYARD_ADMIN_TOKEN);
   assert.equal(config.drain.rate, 200);

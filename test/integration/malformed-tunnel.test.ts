@@ -7,7 +7,9 @@
  * the upgrade by hand (a 101 with the right Sec-WebSocket-Accept) and then
  * records every byte it receives on the socket. The client is a raw TCP
  * socket. Both tunnel paths are covered: the plain byte pipe (a route without
- * WebSocket policies) and the frame gate (a route with max_message_bytes).
+ * WebSocket policies) and the frame gate (a route with a max_age policy; a
+ * route with message size or rate limits cuts a malformed stream instead:
+ * test/integration/operations-edge-cases.test.ts).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -232,7 +234,7 @@ sites:
     routes:
       - name: ws
         to: backend
-${withPolicy ? '        websocket: { max_message_bytes: 16777216 }\n' : ''}upstreams:
+${withPolicy ? '        websocket: { max_age: 1h }\n' : ''}upstreams:
   backend:
     servers: [${backend.url}]
 timeouts: { tunnel_idle: 30s }

@@ -533,3 +533,33 @@ describe('FrameGate: dataFrame() returning false drops that frame entirely', () 
     });
   }
 });
+
+describe('FrameGate made while a frame is passing (a plain tunnel turned graceful)', () => {
+  for (const masked of [true, false]) {
+    test(`${masked ? 'masked' : 'unmasked'}: a close asked for at once lands at the first boundary after the bytes already sent, at every offset`, () => {
+      const stream = buildStream(masked, false);
+      for (let sent = 0; sent < stream.bytes.length; sent++) {
+        for (const oneByte of [false, true]) {
+          // The plain pipe forwarded bytes [0, sent) while its tracker followed them.
+          const tracker = new FrameTracker({ expectMasked: masked });
+          tracker.feed(stream.bytes.subarray(0, sent));
+          const sink = new Sink();
+          const events: GateEvents = { ownPong: () => undefined, closeArrived: () => undefined, dataFrame: () => true, malformed: () => undefined };
+          const gate = new FrameGate(tracker, {} as Duplex, sink as unknown as Duplex, events);
+          gate.inject(closeFrame(1001, 'bye', !masked));
+          const rest = stream.bytes.subarray(sent);
+          if (oneByte) for (let i = 0; i < rest.length; i++) gate.forward(rest.subarray(i, i + 1));
+          else gate.forward(rest);
+          const wire = Buffer.concat([stream.bytes.subarray(0, sent), sink.bytes]);
+          const label = `sent ${sent}${oneByte ? ', then 1-byte chunks' : ''}`;
+          const frames = parseFrames(wire);
+          const boundary = stream.starts.find((start) => start >= sent)!;
+          const close = frames.findIndex((frame) => frame.opcode === CLOSE && frame.start === boundary);
+          assert.ok(close >= 0, `${label}: the close at ${boundary}: ${JSON.stringify(frames.map((f) => [f.start, f.opcode]))}`);
+          assert.equal(close, frames.length - 1, `${label}: nothing after the close`);
+          assert.ok(wire.subarray(0, boundary).equals(stream.bytes.subarray(0, boundary)), `${label}: the stream is intact up to the close`);
+        }
+      }
+    });
+  }
+});

@@ -40,17 +40,31 @@ export class FrameGate {
   private readonly pending: Buffer[] = [];
   /** Inside forward(): frames injected now (by an event handler) wait for their place. */
   private forwarding = false;
+  /**
+   * The gate was made while a frame was passing (a plain tunnel turned
+   * graceful): its first bytes already went, so the rest must follow as they
+   * come, and nothing may be put before it ends.
+   */
+  private frameBeganBefore: boolean;
 
   constructor(
     readonly tracker: FrameTracker,
     readonly source: Duplex,
     readonly destination: Duplex,
     private readonly events: GateEvents,
-  ) {}
+  ) {
+    this.frameBeganBefore = tracker.inFrame;
+    this.passThrough = tracker.malformed !== undefined;
+  }
 
   /** Nothing of a frame is on its way to the destination: a frame could go now. */
   get atBoundary(): boolean {
-    return !this.tracker.inFrame || this.held !== undefined;
+    return !this.tracker.inFrame || (this.held !== undefined && !this.frameBeganBefore);
+  }
+
+  /** A frame of the proxy's own waits for the next boundary. */
+  get hasPending(): boolean {
+    return this.pending.length > 0;
   }
 
   /**
@@ -99,6 +113,7 @@ export class FrameGate {
     }
     while (position < data.length) {
       if (!tracker.inFrame) {
+        this.frameBeganBefore = false;
         frameStart = position;
         if (this.pending.length > 0) {
           this.write(data.subarray(from, position));
@@ -109,13 +124,16 @@ export class FrameGate {
       position = tracker.scan(data, position);
       if (tracker.malformed !== undefined) {
         this.passThrough = true;
-        this.write(data.subarray(from));
+        // The owner decides first: it may cut the tunnel rather than pass on what it cannot check.
         this.events.malformed(this);
+        this.write(data.subarray(from));
         return;
       }
       const stop = tracker.scanStop;
       const opcode = stop === SCAN_HEADER ? tracker.currentOpcode : tracker.lastOpcode;
-      const headerJustDone = stop === SCAN_HEADER || (stop === SCAN_FRAME_END && tracker.lastPayloadLength === 0);
+      // A frame that began before the gate is passed on whole: its start is gone.
+      const whole = !this.frameBeganBefore;
+      const headerJustDone = whole && (stop === SCAN_HEADER || (stop === SCAN_FRAME_END && tracker.lastPayloadLength === 0));
       if (headerJustDone && opcode < FIRST_CONTROL_OPCODE && !this.closedToDestination && !this.events.dataFrame(this)) {
         // The refused frame does not reach the destination at all; what the
         // handler queued (a close) goes in its place, then nothing more. The
@@ -127,7 +145,7 @@ export class FrameGate {
         continue;
       }
       if (stop !== SCAN_FRAME_END) continue;
-      if (opcode === OP_PONG && this.expectedPong && tracker.controlPayloadEquals(this.expectedPong)) {
+      if (whole && opcode === OP_PONG && this.expectedPong && tracker.controlPayloadEquals(this.expectedPong)) {
         this.write(data.subarray(from, frameStart));
         from = position;
         this.expectedPong = undefined;
@@ -137,7 +155,7 @@ export class FrameGate {
       }
     }
     // A partial header, or a partial control frame, waits for the rest.
-    if (tracker.inFrame && (tracker.inHeader || tracker.currentOpcode >= FIRST_CONTROL_OPCODE)) {
+    if (tracker.inFrame && !this.frameBeganBefore && (tracker.inHeader || tracker.currentOpcode >= FIRST_CONTROL_OPCODE)) {
       this.write(data.subarray(from, frameStart));
       this.held = data.subarray(frameStart);
       // The destination is between frames while the rest of this one is awaited.
