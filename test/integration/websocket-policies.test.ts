@@ -7,6 +7,7 @@
  * subprotocol checks of the handshake, and the paced 1001 closes of shutdown.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -303,7 +304,8 @@ describe('websocket.ping: the proxy pings quiet peers', () => {
     assert.equal(closed.code, 1001, `backend close code ${closed.code} (${closed.reason})`);
     // The first ping goes out after 200 ms of silence, its pong is due 300 ms later.
     assert.ok(elapsed >= 450, `closed after ${Math.round(elapsed)} ms: before the pong was due`);
-    assert.ok(elapsed < 1_200, `closed after ${Math.round(elapsed)} ms: later than interval + timeout + slack`);
+    // interval + timeout = 500 ms, plus up to two checks (50 ms each) and scheduling slack.
+    assert.ok(elapsed < 900, `closed after ${Math.round(elapsed)} ms: later than interval + timeout + slack`);
     assert.ok(peer.pings.length >= 1, 'the healthy backend was pinged too');
     assert.deepEqual(peer.pongs, []);
 
@@ -588,5 +590,37 @@ describe('drain pacing on shutdown', () => {
     assert.deepEqual(backendCloses.map((closed) => closed.code), Array(20).fill(1001), 'every backend gets 1001');
     await waitFor(() => proxy.tunnelRecords().length === 20, 2_000, '20 tunnel log lines');
     assert.ok(proxy.tunnelRecords().every((record) => record.closed_by === 'shutdown'));
+  });
+});
+
+describe('websocket.ping: a frozen backend', () => {
+  test('a backend that never answers is found: the client gets 1001 within interval + timeout, closed_by ping_timeout', { timeout: TEST_TIMEOUT }, async (t) => {
+    // Completes the handshake by hand, then neither reads nor writes.
+    const frozen: Socket[] = [];
+    const origin = await startOrigin({
+      onUpgrade: (req, socket) => {
+        frozen.push(socket);
+        socket.on('error', () => undefined);
+        const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+        socket.pause();
+      },
+    });
+    t.after(async () => {
+      for (const socket of frozen) socket.destroy();
+      await origin.close();
+    });
+    const proxy = await startProxy(t, { origin, peers: [] }, 'ping: { interval: 200ms, timeout: 300ms, to: backend }');
+    const ws = new WebSocket(`${proxy.wsUrl}/frozen-backend`);
+    ws.on('error', () => undefined);
+    const closed = new Promise<{ code: number; at: number }>((resolve) => ws.once('close', (code) => resolve({ code, at: performance.now() })));
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('unexpected-response', () => reject(new Error('refused'))); });
+    const openedAt = performance.now();
+    const { code, at } = await within(closed, 3_000, 'the client\'s close');
+    assert.equal(code, 1001);
+    const elapsed = at - openedAt;
+    assert.ok(elapsed >= 450 && elapsed < 900, `closed after ${Math.round(elapsed)} ms (interval + timeout = 500 ms)`);
+    await waitFor(() => proxy.tunnelRecords().length === 1, 8_000, 'the tunnel\'s access log line');
+    assert.equal(proxy.tunnelRecords()[0]!.closed_by, 'ping_timeout');
   });
 });
