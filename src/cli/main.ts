@@ -4,6 +4,7 @@ import { describeStart, runProxy } from '../server/run.js';
 import { runDemo } from '../demo/run-demo.js';
 import { checkCommand, runCommand, schemaCommand } from './config-commands.js';
 import { parseQuickArgs, QUICK_USAGE } from './quick-args.js';
+import { probeCommand } from '../tools/probe/probe-command.js';
 
 const USAGE = `Usage: switchyard <command> [options]
 
@@ -12,6 +13,7 @@ Commands:
   check     validate and lint a config file
   schema    print the JSON Schema of the config file
   proxy     forward a listener to backends (quick mode); see: switchyard proxy --help
+  probe     test a WebSocket path (any server or proxy chain) with real clients' header forms
   demo      run the embedded demo: a chat origin behind the proxy on 127.0.0.1:8080 (PORT to change)
   version   print the version
 
@@ -26,6 +28,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await proxyCommand(rest);
       case 'run':
         return await runCommand(rest);
+      case 'probe':
+        return await probeCommand(rest);
       case 'check':
         return checkCommand(rest);
       case 'schema':

@@ -1,0 +1,90 @@
+import type { ClientForm } from './client-forms.js';
+import type { SessionResult } from './probe-session.js';
+
+/** One client form's result with its verdict in plain words. */
+export interface VariantReport {
+  readonly form: ClientForm;
+  readonly result: SessionResult;
+  readonly ok: boolean;
+  readonly diagnosis: string;
+}
+
+/** What one failed (or passed) handshake says, on its own. */
+export function diagnose(result: SessionResult, hostname: string): { ok: boolean; diagnosis: string } {
+  const error = result.error;
+  if (error) {
+    switch (error.stage) {
+      case 'dns':
+        return { ok: false, diagnosis: `the name ${hostname} does not resolve (${error.code})` };
+      case 'tcp':
+        if (error.code === 'ECONNREFUSED') return { ok: false, diagnosis: 'nothing listens on that host and port (connection refused)' };
+        if (error.code === 'ETIMEDOUT') return { ok: false, diagnosis: 'no TCP connection: the host is down or a firewall drops the packets' };
+        return { ok: false, diagnosis: `no TCP connection (${error.code}: ${error.message})` };
+      case 'tls':
+        return { ok: false, diagnosis: tlsDiagnosis(error.code, error.message, hostname) };
+      default:
+        if (error.code === 'ECLOSED') return { ok: false, diagnosis: 'a hop closed the connection without answering the handshake' };
+        if (error.code === 'ETIMEDOUT') return { ok: false, diagnosis: 'no answer to the handshake: a hop holds the request (or buffers it) without answering' };
+        return { ok: false, diagnosis: `${error.code}: ${error.message}` };
+    }
+  }
+  const status = result.status ?? 0;
+  if (status === 101) {
+    if (!result.acceptValid) return { ok: false, diagnosis: 'a hop answered 101 with a wrong Sec-WebSocket-Accept (it made up its own handshake or altered the key)' };
+    if (result.closedEarly) return { ok: false, diagnosis: 'upgraded, then the connection closed before the messages came back' };
+    if (result.echo === 'echoed') return { ok: true, diagnosis: `upgraded; text and binary messages echoed${result.closeCode !== undefined ? `, clean close (${result.closeCode})` : ', no close reply'}` };
+    if (result.echo === 'frames') return { ok: true, diagnosis: 'upgraded; the peer sent frames (it does not echo)' };
+    return { ok: true, diagnosis: 'upgraded; no frame came back within the wait (the peer does not echo)' };
+  }
+  if (status >= 200 && status < 300) {
+    return { ok: false, diagnosis: `a hop answered ${status}: it treated the upgrade as plain HTTP (Upgrade/Connection were dropped on the way; nginx needs proxy_http_version 1.1 and proxy_set_header Upgrade/Connection, Apache mod_proxy_wstunnel or upgrade=websocket)` };
+  }
+  if (status === 426) return { ok: false, diagnosis: `426 Upgrade Required: the server wants another WebSocket version (it sent Sec-WebSocket-Version: ${result.responseHeaders?.['sec-websocket-version'] ?? '?'})` };
+  if (status === 400 && result.responseHeaders?.['sec-websocket-version'] !== undefined) {
+    return { ok: false, diagnosis: `400 with Sec-WebSocket-Version: ${result.responseHeaders['sec-websocket-version']}: the server refuses this WebSocket version` };
+  }
+  if (status === 502) return { ok: false, diagnosis: '502: a hop could not reach its backend (backend down, wrong port, or it closed the connection)' };
+  if (status === 503) return { ok: false, diagnosis: '503: a hop has no backend available (all down, draining or full)' };
+  if (status === 504) return { ok: false, diagnosis: '504: a hop timed out waiting for its backend\'s answer' };
+  if (status === 403) return { ok: false, diagnosis: '403: refused by access control or an Origin policy (try --origin)' };
+  if (status === 401) return { ok: false, diagnosis: '401: the path needs authentication (try --header "Authorization: ...")' };
+  if (status === 404) return { ok: false, diagnosis: '404: no hop has a route for this path' };
+  if (status === 421) return { ok: false, diagnosis: '421: the host name is not served here (or WebSockets over HTTP/2 are off for it)' };
+  if (status >= 300 && status < 400) return { ok: false, diagnosis: `${status}: redirected to ${result.responseHeaders?.location ?? '?'} (WebSocket clients do not follow redirects)` };
+  return { ok: false, diagnosis: `${status} ${result.statusText ?? ''}`.trim() };
+}
+
+function tlsDiagnosis(code: string, message: string, hostname: string): string {
+  switch (code) {
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `certificate not valid for ${hostname}`;
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+      return 'the certificate is self-signed (use --ca FILE to trust it, or --insecure)';
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+      return 'the certificate chain does not lead to a trusted CA (an intermediate is missing, or use --ca FILE)';
+    case 'CERT_HAS_EXPIRED':
+      return 'the certificate has expired';
+    default:
+      return `TLS failed (${code}: ${message})`;
+  }
+}
+
+/**
+ * What the variants say together: a failure only some client forms meet is a
+ * hop that matches headers too strictly.
+ */
+export function compareVariants(reports: readonly VariantReport[]): string | undefined {
+  const failed = reports.filter((report) => !report.ok);
+  const passed = reports.filter((report) => report.ok);
+  if (failed.length === 0 || passed.length === 0) return undefined;
+  const names = failed.map((report) => report.form.name);
+  if (names.includes('keep-alive-upgrade') && failed.every((report) => /keep-alive|firefox/.test(report.form.name))) {
+    return `only ${names.join(', ')} failed (${failed[0]!.result.status ?? failed[0]!.result.error?.code}): some hop matches the Connection header strictly (e.g. Apache RewriteCond %{HTTP:Connection} ^Upgrade$); match the "upgrade" token in a list, case-insensitively`;
+  }
+  if (names.length === 1 && names[0] === 'minimal') {
+    return 'only the minimal form failed: some hop wants headers browsers send (an Origin check, or Upgrade matched case-sensitively)';
+  }
+  return `${names.join(', ')} failed while ${passed.map((report) => report.form.name).join(', ')} passed: some hop treats these header forms differently`;
+}
