@@ -63,7 +63,9 @@ export class AccessLog {
     try {
       this.destination.flushSync();
     } catch (err) {
-      this.writeFailed(err as NodeJS.ErrnoException);
+      // Before the file is open sonic-boom refuses ("not ready yet"): nothing to
+      // write out yet, and no reason to stop logging. Only an I/O error is a failure.
+      if ((err as NodeJS.ErrnoException).code !== undefined) this.writeFailed(err as NodeJS.ErrnoException);
     }
   }
 

@@ -987,3 +987,19 @@ function firstEvent(url: string, ms = 1_500): Promise<Snapshot> {
     });
   });
 }
+
+describe('access log flushed before its file is open', () => {
+  test('a flush right after start (shutdown, a test reading the log) does not stop the log', { timeout: 5_000 }, async () => {
+    const file = join(tempDir(), 'not-yet', 'access.log');
+    const accessLog = new AccessLog({ path: file, format: 'json' }, silentLogger());
+    try {
+      // sonic-boom opens the file asynchronously: this flush comes before the open.
+      accessLog.flush();
+      accessLog.write({ type: 'request', path: '/after-early-flush' } as unknown as RequestRecord);
+      await waitForRecord(file, (line) => line.path === '/after-early-flush', 'the line written after the early flush');
+      assert.equal(accessLog.dropped, 0);
+    } finally {
+      closeAccessLog(accessLog);
+    }
+  });
+});
