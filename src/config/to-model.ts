@@ -141,6 +141,9 @@ function upstreamModel(name: string, upstream: UpstreamFile, path: Path, context
   const sticky = typeof upstream.sticky === 'string' ? { mode: upstream.sticky } : upstream.sticky;
   const cookie = typeof upstream.sticky === 'string' ? undefined : upstream.sticky.cookie;
   const secret = typeof upstream.sticky === 'string' ? undefined : upstream.sticky.secret;
+  if (sticky.mode === 'cookie' && secret === undefined && context.env.SWITCHYARD_SECRET === undefined) {
+    report([...path, 'sticky'], 'the affinity cookie\'s secret is random per start: after a restart, and on other instances, cookies stop pinning; set sticky.secret (or SWITCHYARD_SECRET) to the same value everywhere', 'warning');
+  }
   return {
     name,
     servers,
@@ -251,6 +254,8 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
     action = { kind: 'respond', status: respond.status, body: respond.body, contentType: respond.content_type };
   }
   const t = route.timeouts ?? {};
+  const tunnelIdleMs = duration(t.tunnel_idle, timeouts.tunnelIdleMs, [...path, 'timeouts', 'tunnel_idle'], report);
+  if (action.kind === 'proxy' && match.upgrade !== 'none') lintWebSocketRoute(route, path, tunnelIdleMs, upstreams.get(action.upstream), report);
   return {
     id: formatPath(path),
     name: route.name,
@@ -259,7 +264,7 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
     timeouts: {
       connectMs: duration(t.connect, timeouts.connectMs, [...path, 'timeouts', 'connect'], report),
       responseMs: duration(t.response, timeouts.responseMs, [...path, 'timeouts', 'response'], report),
-      tunnelIdleMs: duration(t.tunnel_idle, timeouts.tunnelIdleMs, [...path, 'timeouts', 'tunnel_idle'], report),
+      tunnelIdleMs,
     },
     websocketOverHttp2: route.websocket_over_http2 ?? true,
     ...(route.websocket ? { websocket: websocketPolicy(route.websocket, [...path, 'websocket'], report) } : {}),
@@ -267,6 +272,21 @@ function routeModel(route: RouteFile, path: Path, timeouts: TimeoutConfig, upstr
     ...(route.deny ? { deny: addressList(route.deny, [...path, 'deny'], report) } : {}),
     ...(route.max_tunnels !== undefined ? { maxTunnels: route.max_tunnels } : {}),
   };
+}
+
+const SHORT_TUNNEL_IDLE_MS = 5 * 60_000;
+
+/** Lint of a route that takes WebSockets: settings that work in a test and fail in use. */
+function lintWebSocketRoute(route: RouteFile, path: Path, tunnelIdleMs: number, upstream: UpstreamConfig | undefined, report: Report): void {
+  const policy = route.websocket;
+  const pingMs = policy?.ping ? parseDuration(policy.ping.interval) : undefined;
+  if (tunnelIdleMs < SHORT_TUNNEL_IDLE_MS && (pingMs === undefined || pingMs >= tunnelIdleMs)) {
+    const at = route.timeouts?.tunnel_idle !== undefined ? [...path, 'timeouts', 'tunnel_idle'] : path;
+    report(at, `WebSocket tunnels quiet for ${Math.round(tunnelIdleMs / 1000)} s are cut (nginx's 60 s is the classic cause of dropped sockets); use 5m or more, or websocket.ping to keep them alive`, 'warning');
+  }
+  if (upstream?.sticky === 'cookie' && policy?.allowed_origins === undefined) {
+    report(path, 'WebSocket handshakes carry this site\'s cookies from any web page (cross-site WebSocket hijacking); set websocket.allowed_origins', 'warning');
+  }
 }
 
 /** Addresses and CIDR ranges, each checked where it stands. */

@@ -541,10 +541,36 @@ describe('a valid config → the runtime model', () => {
     '    fail_timeout: 2s',
   );
 
-  it('loads without warnings, remembering its file', T, () => {
+  it('loads, remembering its file; the only warnings are the lint of the cookie-pinned upstream', T, () => {
     const { config, warnings } = load(text);
-    assert.deepEqual(warnings, []);
+    // sticky: cookie without a secret, and a WebSocket-capable route to it without allowed_origins.
+    assert.deepEqual(warnings.map((warning) => warning.path), ['upstreams.web.sticky', 'sites[0].routes[4]']);
+    assert.ok(warnings.every((warning) => warning.severity === 'warning'));
     assert.equal(config.file, FILE);
+  });
+
+  it('lint: the cookie secret warning goes with SWITCHYARD_SECRET set; a short tunnel_idle on a WebSocket route is warned unless pings keep it alive', T, () => {
+    const quiet = loadConfigText(text, FILE, { env: { SWITCHYARD_SECRET: 's'.repeat(32) }, defaultSecret: 'unused-0123456789abcdef' });
+    assert.deepEqual(quiet.warnings.map((warning) => warning.path), ['sites[0].routes[4]']);
+    const short = doc(
+      'listeners:',
+      '  - address: 127.0.0.1:8080',
+      'sites:',
+      '  - routes:',
+      '      - match: { prefix: /ws, upgrade: websocket }',
+      '        to: http://127.0.0.1:8001',
+      '        timeouts: { tunnel_idle: 60s }',
+      '      - match: { prefix: /live }',
+      '        to: http://127.0.0.1:8001',
+      '        timeouts: { tunnel_idle: 60s }',
+      '        websocket: { ping: { interval: 20s } }',
+      '      - match: { upgrade: none }',
+      '        to: http://127.0.0.1:8001',
+      '        timeouts: { tunnel_idle: 10s }',
+    );
+    const { warnings } = load(short);
+    assert.deepEqual(warnings.map((warning) => warning.path), ['sites[0].routes[0].timeouts.tunnel_idle']);
+    assert.match(warnings[0]!.message, /quiet for 60 s are cut/);
   });
 
   it('listeners: host and port parsed, ":PORT" is every interface, sites kept', T, () => {
