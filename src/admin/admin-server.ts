@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
+import { isLoopbackHost } from '../config/address.js';
 import type { AdminConfig } from '../config/model.js';
 import type { Logger } from '../log/logger.js';
 import type { AdminBackend } from './admin-backend.js';
@@ -47,7 +48,7 @@ export class AdminServer {
       });
     });
     admin.server.on('error', (err) => log.error({ err }, 'admin listener error'));
-    if (config.token === undefined && !isLoopback(config.host)) {
+    if (config.token === undefined && !isLoopbackHost(config.host)) {
       log.warn({ code: 'SY_ADMIN_OPEN', host: config.host }, 'the admin listener is reachable from other hosts without a token; set a token (SWITCHYARD_ADMIN_TOKEN in quick mode)');
     }
     return admin;
@@ -218,10 +219,6 @@ function sameHost(origin: string, host: string | undefined): boolean {
   } catch {
     return false;
   }
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

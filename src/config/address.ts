@@ -5,3 +5,8 @@ export function parseAddress(text: string): { host: string; port: number } | und
   if (!match || port > 65535) return undefined;
   return { host: match[1] ?? (match[2] === '' ? '0.0.0.0' : (match[2] as string)), port };
 }
+
+/** 127.0.0.0/8, ::1 or localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { compileHeaderActions } from '../proxy/header-actions.js';
 import { Template } from '../router/template.js';
 import { parseServerUrl } from '../upstream/upstream-server.js';
-import { parseAddress } from './address.js';
+import { isLoopbackHost, parseAddress } from './address.js';
 import { didYouMean, formatPath, type ConfigIssue } from './config-error.js';
 import { parseDuration } from './duration.js';
 import type { Locate } from './load.js';
@@ -448,7 +448,6 @@ function adminModel(admin: NonNullable<ConfigFile['admin']>, report: Report): Ad
     report(['admin', 'address'], `expected HOST:PORT, found "${admin.address}"`);
     return undefined;
   }
-  const loopback = address.host === '127.0.0.1' || address.host === '::1' || address.host === 'localhost';
-  if (!loopback && admin.token === undefined) report(['admin', 'address'], 'the admin listener is reachable from other hosts without a token; set admin.token', 'warning');
+  if (!isLoopbackHost(address.host) && admin.token === undefined) report(['admin', 'address'], 'the admin listener is reachable from other hosts without a token; set admin.token', 'warning');
   return { host: address.host, port: address.port, ...(admin.token !== undefined ? { token: admin.token } : {}) };
 }

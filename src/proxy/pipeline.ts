@@ -204,9 +204,8 @@ export class ProxyPipeline {
 
   /** A new client connection (after TLS, after its PROXY header): counted against the limits. */
   connectionOpened(socket: Socket): void {
-    const proxied = proxySourceOf(socket);
-    const address = proxied?.address ?? normaliseAddress(socket.remoteAddress);
-    this.context.limits.connectionOpened(socket, address, this.listenerCount, this.context.runtime.config.limits);
+    // The connection's context is made here once and kept for its requests.
+    this.context.limits.connectionOpened(socket, this.forwardContext(socket).peerAddress, this.listenerCount, this.context.runtime.config.limits);
   }
 
   /** A connection refused before HTTP (PROXY protocol): counted as a rejection. */

@@ -135,26 +135,42 @@ export class Tunnel implements Closable, TunnelView, ControlledTunnel {
 
   /** Bytes that arrived with the handshake (after the 101, or after the request head) go first. */
   sendEarly(toClient: Buffer, toUpstream: Buffer): void {
-    if (toClient.length > 0) {
-      this.bytesFromUpstream += toClient.length;
-      if (this.control) {
-        this.control.fromUpstream(toClient);
-      } else {
-        this.fromUpstream.feed(toClient);
-        this.client.write(toClient);
-      }
+    if (toClient.length > 0) this.fromUpstreamChunk(toClient);
+    if (toUpstream.length > 0) this.fromClientChunk(toUpstream);
+  }
+
+  /** One chunk from the client, on to the backend; false when the backend's buffer is full. */
+  fromClientChunk(chunk: Buffer): boolean {
+    this.bytesFromClient += chunk.length;
+    const tracker = this.fromClient;
+    let flowing: boolean;
+    if (this.control) {
+      this.control.fromClient(chunk);
+      flowing = !this.upstream.writableNeedDrain;
+    } else {
+      tracker.feed(chunk);
+      flowing = this.upstream.write(chunk);
     }
-    if (this.fromUpstream.malformed !== undefined) this.malformedFrom ??= 'backend';
-    if (toUpstream.length > 0) {
-      this.bytesFromClient += toUpstream.length;
-      if (this.control) {
-        this.control.fromClient(toUpstream);
-      } else {
-        this.fromClient.feed(toUpstream);
-        this.upstream.write(toUpstream);
-      }
+    if (this.firstClose === 0 && tracker.closeSeen) this.firstClose = CLIENT_READ_ENDED;
+    if (tracker.malformed !== undefined) this.malformedFrom ??= 'client';
+    return flowing;
+  }
+
+  /** One chunk from the backend, on to the client; false when the client's buffer is full. */
+  fromUpstreamChunk(chunk: Buffer): boolean {
+    this.bytesFromUpstream += chunk.length;
+    const tracker = this.fromUpstream;
+    let flowing: boolean;
+    if (this.control) {
+      this.control.fromUpstream(chunk);
+      flowing = !this.client.writableNeedDrain;
+    } else {
+      tracker.feed(chunk);
+      flowing = this.client.write(chunk);
     }
-    if (this.fromClient.malformed !== undefined) this.malformedFrom ??= 'client';
+    if (this.firstClose === 0 && tracker.closeSeen) this.firstClose = UPSTREAM_READ_ENDED;
+    if (tracker.malformed !== undefined) this.malformedFrom ??= 'backend';
+    return flowing;
   }
 
   /**
@@ -284,34 +300,12 @@ function resetSocket(socket: Socket): void {
 
 function onClientData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel];
-  if (!tunnel) return;
-  tunnel.bytesFromClient += chunk.length;
-  const control = tunnel.control;
-  if (control) {
-    control.fromClient(chunk);
-    if (tunnel.upstream.writableNeedDrain) this.pause();
-  } else {
-    tunnel.fromClient.feed(chunk);
-    if (!tunnel.upstream.write(chunk)) this.pause();
-  }
-  if (tunnel.firstClose === 0 && tunnel.fromClient.closeSeen) tunnel.firstClose = CLIENT_READ_ENDED;
-  if (tunnel.fromClient.malformed !== undefined) tunnel.malformedFrom ??= 'client';
+  if (tunnel && !tunnel.fromClientChunk(chunk)) this.pause();
 }
 
 function onUpstreamData(this: TunnelSocket, chunk: Buffer): void {
   const tunnel = this[kTunnel];
-  if (!tunnel) return;
-  tunnel.bytesFromUpstream += chunk.length;
-  const control = tunnel.control;
-  if (control) {
-    control.fromUpstream(chunk);
-    if (tunnel.client.writableNeedDrain) this.pause();
-  } else {
-    tunnel.fromUpstream.feed(chunk);
-    if (!tunnel.client.write(chunk)) this.pause();
-  }
-  if (tunnel.firstClose === 0 && tunnel.fromUpstream.closeSeen) tunnel.firstClose = UPSTREAM_READ_ENDED;
-  if (tunnel.fromUpstream.malformed !== undefined) tunnel.malformedFrom ??= 'backend';
+  if (tunnel && !tunnel.fromUpstreamChunk(chunk)) this.pause();
 }
 
 function onClientDrain(this: TunnelSocket): void {

@@ -1,4 +1,17 @@
 import type { DrainConfig } from '../config/model.js';
+import type { Closable } from './connection-registry.js';
+
+/**
+ * Tunnels told to go at the drain pace: each gets close frames (1001 on
+ * shutdown, 1012 on drain) with what is left until `deadline`
+ * (performance.now() time) to answer; one that cannot close politely is cut.
+ */
+export function closeTunnelsAtRate(tunnels: readonly Closable[], pacing: DrainConfig, reason: 'shutdown' | 'drain', deadline: number): () => void {
+  return closeAtRate(tunnels, pacing, (tunnel) => {
+    if (tunnel.closeGracefully) tunnel.closeGracefully(reason, deadline - performance.now());
+    else tunnel.destroy(reason);
+  });
+}
 
 /**
  * Closes many things at a steady rate instead of all at once, so the clients

@@ -7,7 +7,7 @@ import { ConnectionRegistry } from './connection-registry.js';
 import { closeIdleConnections, createListenerServer, updateCertificates, type ListenerServer } from './listener.js';
 import type { UpstreamPool } from '../upstream/upstream-pool.js';
 import { Runtime } from './runtime.js';
-import { closeAtRate } from './paced-close.js';
+import { closeTunnelsAtRate } from './paced-close.js';
 import { ClientLimits } from './client-limits.js';
 import { closeWaitingForProxyHeader } from './proxy-protocol-listener.js';
 import { Observer } from '../observe/observer.js';
@@ -118,10 +118,7 @@ export class Switchyard {
     const tunnels = [...this.registry.tunnels].filter((tunnel) => (tunnel as { stats?: { route?: string } }).stats?.route === route);
     const drainMs = this.config.timeouts.drainMs;
     const deadline = performance.now() + drainMs;
-    const stopPacing = closeAtRate(tunnels, this.config.drain, (tunnel) => {
-      if (tunnel.closeGracefully) tunnel.closeGracefully('drain', deadline - performance.now());
-      else tunnel.destroy('drain');
-    });
+    const stopPacing = closeTunnelsAtRate(tunnels, this.config.drain, 'drain', deadline);
     // What is still open at the deadline (a peer that never answers) is cut.
     setTimeout(() => {
       stopPacing();
@@ -186,10 +183,7 @@ export class Switchyard {
     const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, drainMs); });
     // Tunnels are told to go (1001 close frames), paced so their clients do not reconnect at once.
     const ends = performance.now() + drainMs;
-    const stopPacing = closeAtRate([...registry.tunnels], this.config.drain, (tunnel) => {
-      if (tunnel.closeGracefully) tunnel.closeGracefully('shutdown', ends - performance.now());
-      else tunnel.destroy('shutdown');
-    });
+    const stopPacing = closeTunnelsAtRate([...registry.tunnels], this.config.drain, 'shutdown', ends);
     await Promise.race([registry.whenIdle(), deadline]);
     stopPacing();
     // An HTTP/2 response is complete when its session wrote it, not when the

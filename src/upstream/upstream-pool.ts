@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { DEFAULTS, UPSTREAM_DEFAULTS, type DrainConfig, type FailureKind, type UpstreamConfig } from '../config/model.js';
 import type { RouteStats } from '../observe/route-stats.js';
-import { closeAtRate } from '../server/paced-close.js';
+import { closeTunnelsAtRate } from '../server/paced-close.js';
 import type { Balancer, BalanceRequest, RequestKind } from './balancer/balancer.js';
 import { byClientAddress, byHashKey, ConsistentHashBalancer } from './balancer/consistent-hash.js';
 import { FirstBalancer } from './balancer/first.js';
@@ -195,10 +195,7 @@ export class UpstreamPool {
     server.draining = true;
     this.undrainTimer(server);
     const deadline = performance.now() + deadlineMs;
-    const stopPacing = closeAtRate([...server.tunnels], this.drainPacing, (tunnel) => {
-      if (tunnel.closeGracefully) tunnel.closeGracefully('drain', deadline - performance.now());
-      else tunnel.destroy('drain');
-    });
+    const stopPacing = closeTunnelsAtRate([...server.tunnels], this.drainPacing, 'drain', deadline);
     const timer = setTimeout(() => {
       this.drainTimers.delete(server);
       this.drainPacers.get(server)?.();

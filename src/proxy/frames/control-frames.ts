@@ -1,7 +1,8 @@
 import { randomFillSync } from 'node:crypto';
 
 /**
- * The few frames the proxy writes itself (RFC 6455 §5.5): close, ping. Toward
+ * The few frames the proxy writes itself (RFC 6455 §5.5): close, ping (and any
+ * frame, for the probe's client side). Toward
  * a backend the proxy speaks as a client, so its frames are masked (§5.3);
  * toward a client they are not.
  */
@@ -21,23 +22,29 @@ export function closeFrame(code: number, reason: string, masked: boolean): Buffe
   const payload = Buffer.allocUnsafe(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);
-  return controlFrame(OP_CLOSE, payload, masked);
+  return encodeFrame(OP_CLOSE, payload, masked);
 }
 
 export function pingFrame(payload: Buffer, masked: boolean): Buffer {
-  return controlFrame(OP_PING, payload, masked);
+  return encodeFrame(OP_PING, payload, masked);
 }
 
-function controlFrame(opcode: number, payload: Buffer, masked: boolean): Buffer {
-  const headerLength = masked ? 6 : 2;
-  const frame = Buffer.allocUnsafe(headerLength + payload.length);
+/** One whole frame (FIN set), with a 7-, 16- or 64-bit length; masked with a random key when asked. */
+export function encodeFrame(opcode: number, payload: Buffer, masked: boolean): Buffer {
+  const length = payload.length;
+  const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const keyAt = 2 + lengthBytes;
+  const payloadAt = keyAt + (masked ? 4 : 0);
+  const frame = Buffer.allocUnsafe(payloadAt + length);
   frame[0] = 0x80 | opcode;
-  frame[1] = (masked ? 0x80 : 0) | payload.length;
+  frame[1] = (masked ? 0x80 : 0) | (lengthBytes === 0 ? length : lengthBytes === 2 ? 126 : 127);
+  if (lengthBytes === 2) frame.writeUInt16BE(length, 2);
+  else if (lengthBytes === 8) frame.writeBigUInt64BE(BigInt(length), 2);
   if (!masked) {
-    payload.copy(frame, 2);
+    payload.copy(frame, payloadAt);
     return frame;
   }
-  randomFillSync(frame, 2, 4);
-  for (let i = 0; i < payload.length; i++) frame[6 + i] = (payload[i] as number) ^ (frame[2 + (i & 3)] as number);
+  randomFillSync(frame, keyAt, 4);
+  for (let i = 0; i < length; i++) frame[payloadAt + i] = (payload[i] as number) ^ (frame[keyAt + (i & 3)] as number);
   return frame;
 }

@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import net, { type Socket } from 'node:net';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { inflateRawSync } from 'node:zlib';
+import { encodeFrame } from '../../proxy/frames/control-frames.js';
 import type { ClientForm } from './client-forms.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -224,22 +225,7 @@ function parseHead(head: string): Pick<SessionResult, 'status' | 'statusText' | 
 
 /** A client frame: masked, as RFC 6455 §5.3 requires. */
 export function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const length = payload.length;
-  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10;
-  const frame = Buffer.alloc(headerLength + 4 + length);
-  frame[0] = 0x80 | opcode;
-  if (length < 126) frame[1] = 0x80 | length;
-  else if (length < 65536) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
-  const mask = randomBytes(4);
-  mask.copy(frame, headerLength);
-  for (let i = 0; i < length; i++) frame[headerLength + 4 + i] = (payload[i] as number) ^ (mask[i & 3] as number);
-  return frame;
+  return encodeFrame(opcode, payload, true);
 }
 
 interface Message {
