@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** A masked client frame (RFC 6455 §5.2), for raw-socket tests. */
 export function clientFrame(opcode: number, payload: Buffer | string, fin = true): Buffer {
@@ -33,4 +35,10 @@ export function handshakeRequest(path: string, host: string, options: { connecti
     ...(options.extra ?? []),
   ];
   return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/** A backend's side of the handshake written by hand: the 101 with the right Accept, nothing else (the socket is the test's). */
+export function acceptByHand(req: IncomingMessage, socket: Socket): void {
+  const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
 }

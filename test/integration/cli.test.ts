@@ -3,7 +3,6 @@
  * own process, real origins on 127.0.0.1:0, real HTTP, HTTPS and WebSocket clients.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
@@ -12,6 +11,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, test } from 'node:test';
 import { Agent, request as undiciRequest } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
+import { acceptByHand } from '../helpers/websocket-frames.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
 import { killPid, spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
@@ -644,8 +644,7 @@ test('--drain-timeout 500ms: a client and a backend that never answer the close 
       // It does close its end once the proxy closed (an upgraded socket is half-open otherwise).
       socket.on('end', () => socket.end());
       socket.resume();
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      acceptByHand(req, socket);
     },
   });
   try {

@@ -6,7 +6,6 @@
  * both ends, so every byte is seen.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import net, { type Socket } from 'node:net';
 import { test } from 'node:test';
 import { loadConfigText } from '../../src/config/load.js';
@@ -14,9 +13,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 import { startOrigin } from '../helpers/origins.js';
 import { waitFor } from '../helpers/raw.js';
-import { clientFrame, handshakeRequest } from '../helpers/websocket-frames.js';
-
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+import { acceptByHand, clientFrame, handshakeRequest } from '../helpers/websocket-frames.js';
 
 /** Frames in a byte stream: opcode and (for close frames) the code, unmasking if needed. */
 function frames(bytes: Buffer): { opcode: number; code?: number }[] {
@@ -47,8 +44,7 @@ test('shutdown while the client\'s close awaits the backend\'s answer: the backe
       socket.on('close', () => held.delete(socket));
       socket.on('data', (chunk: Buffer) => { backendBytes = Buffer.concat([backendBytes, chunk]); });
       socket.on('end', () => socket.end());
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}${GUID}`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      acceptByHand(req, socket);
     },
   });
   const yaml = `

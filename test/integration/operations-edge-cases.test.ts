@@ -6,7 +6,6 @@
  * proxies (one upstream connection per client named). Real sockets on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { test } from 'node:test';
@@ -20,7 +19,7 @@ import { Switchyard } from '../../src/server/switchyard.js';
 import { scrapeRejections } from '../helpers/client-identity.js';
 import { startOrigin } from '../helpers/origins.js';
 import { waitFor } from '../helpers/raw.js';
-import { clientFrame, handshakeRequest } from '../helpers/websocket-frames.js';
+import { acceptByHand, clientFrame, handshakeRequest } from '../helpers/websocket-frames.js';
 
 function start(yaml: string): Promise<Switchyard> {
   return Switchyard.start(loadConfigText(yaml, 'edge.yaml', { env: {}, defaultSecret: 'edge-case-secret-0123456789abcdef' }).config, silentLogger());
@@ -94,8 +93,7 @@ test('a malformed client stream on a route with message limits is cut (closed_by
       socket.on('data', (chunk: Buffer) => { backendBytes += chunk.length; });
       socket.on('error', () => undefined);
       socket.on('end', () => socket.end());
-      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      acceptByHand(req, socket);
     },
   });
   const proxy = await start(`

@@ -7,7 +7,6 @@
  * subprotocol checks of the handshake, and the paced 1001 closes of shutdown.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -22,7 +21,7 @@ import type { TunnelRecord } from '../../src/observe/records.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { connectRaw, readUntil, sleep, waitFor } from '../helpers/raw.js';
-import { handshakeRequest } from '../helpers/websocket-frames.js';
+import { acceptByHand, handshakeRequest } from '../helpers/websocket-frames.js';
 
 const TEST_TIMEOUT = 20_000;
 
@@ -601,8 +600,7 @@ describe('websocket.ping: a frozen backend', () => {
       onUpgrade: (req, socket) => {
         frozen.push(socket);
         socket.on('error', () => undefined);
-        const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+        acceptByHand(req, socket);
         socket.pause();
       },
     });
