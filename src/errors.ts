@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   SY_INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'internal error' },
   SY_CONFIG_INVALID: { status: 0, source: 'config', retryable: false, message: 'invalid configuration' },
   SY_USAGE: { status: 0, source: 'config', retryable: false, message: 'invalid command-line usage' },
+  SY_IMPORT_INVALID: { status: 0, source: 'config', retryable: false, message: 'the file to import is not a readable config of that format' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -5,6 +5,7 @@ import { runDemo } from '../demo/run-demo.js';
 import { checkCommand, runCommand, schemaCommand } from './config-commands.js';
 import { parseQuickArgs, QUICK_USAGE } from './quick-args.js';
 import { probeCommand } from '../tools/probe/probe-command.js';
+import { importCommand } from '../tools/import/import-command.js';
 
 const USAGE = `Usage: switchyard <command> [options]
 
@@ -14,6 +15,7 @@ Commands:
   schema    print the JSON Schema of the config file
   proxy     forward a listener to backends (quick mode); see: switchyard proxy --help
   probe     test a WebSocket path (any server or proxy chain) with real clients' header forms
+  import    translate an Apache, nginx or HAProxy config into a Switchyard config
   demo      run the embedded demo: a chat origin behind the proxy on 127.0.0.1:8080 (PORT to change)
   version   print the version
 
@@ -30,6 +32,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runCommand(rest);
       case 'probe':
         return await probeCommand(rest);
+      case 'import':
+        return importCommand(rest);
       case 'check':
         return checkCommand(rest);
       case 'schema':
