@@ -105,10 +105,10 @@ async function idleTest(target: ProbeTarget, reports: readonly VariantReport[], 
   const form = reports.find((report) => report.ok)?.form;
   if (!form) return { heldMs: 0, diagnosis: 'no form upgraded: nothing to hold idle' };
   const session = await probeSession(target, form, options, true);
-  if (!session.socket) return { heldMs: 0, diagnosis: 'the idle connection did not upgrade' };
+  if (!session.stream) return { heldMs: 0, diagnosis: 'the idle connection did not upgrade' };
   if (!json) process.stderr.write(`  idle: holding one ${form.name} connection up to ${seconds(idleMs)} `);
   let shown = 0;
-  const { endedAfterMs } = await holdIdle(session.socket, idleMs, (elapsed) => {
+  const { endedAfterMs } = await holdIdle(session.stream, idleMs, (elapsed) => {
     // A dot per second of silence, a figure every 10 s: progress without a flood.
     const whole = Math.floor(elapsed / 1000);
     if (json || whole <= shown) return;
