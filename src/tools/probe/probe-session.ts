@@ -38,13 +38,24 @@ export interface Timings {
 
 /** What one handshake and its exchange showed. */
 export interface SessionResult {
+  /** HTTP/1.1 Upgrade, or HTTP/2 extended CONNECT (RFC 8441). */
+  transport: 'http/1.1' | 'h2';
   timings: Timings;
+  /**
+   * Why this variant does not apply to the server (HTTP/2: ALPN did not choose
+   * h2, or no SETTINGS_ENABLE_CONNECT_PROTOCOL): not a failure.
+   */
+  notApplicable?: string;
+  /** The protocol ALPN chose (HTTP/2 variant), when any. */
+  alpn?: string;
+  /** HTTP/2: the error code's name when the server reset the CONNECT stream before answering. */
+  resetCode?: string;
   /** The failure's class when it failed before an answer. */
   error?: { code: string; message: string; stage: 'dns' | 'tcp' | 'tls' | 'handshake' };
   status?: number;
   statusText?: string;
   responseHeaders?: Record<string, string>;
-  /** 101 with the right Sec-WebSocket-Accept. */
+  /** 101 with the right Sec-WebSocket-Accept (HTTP/2: :status 200). */
   upgraded: boolean;
   acceptValid?: boolean;
   subprotocol?: string;
@@ -75,7 +86,7 @@ export function probeTarget(text: string): ProbeTarget {
  * failures are part of the result.
  */
 export async function probeSession(target: ProbeTarget, form: ClientForm, options: ProbeOptions, keepOpen = false): Promise<SessionResult> {
-  const result: SessionResult = { timings: {}, upgraded: false };
+  const result: SessionResult = { transport: 'http/1.1', timings: {}, upgraded: false };
   const socket = await openConnection(target, options, result, ['http/1.1']);
   if (!socket) return result;
   const reader = new FrameReader(socket, true);
