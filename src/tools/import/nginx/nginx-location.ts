@@ -6,7 +6,7 @@ import { childScope, type NginxScope } from './nginx-scope.js';
 import { where, type NginxUpstreams } from './nginx-upstreams.js';
 
 /** A location's place in nginx's choice: exact, then ^~ prefixes, then regexes in order, then prefixes (longest first). */
-export type LocationKind = 'exact' | 'priority-prefix' | 'regex' | 'prefix';
+export type LocationKind = 'exact' | 'slash-redirect' | 'priority-prefix' | 'regex' | 'prefix';
 
 export interface TranslatedLocation {
   readonly kind: LocationKind;
@@ -27,6 +27,9 @@ const REDUNDANT_FORWARDED: Readonly<Record<string, RegExp>> = {
 };
 
 export class NginxLocationTranslator {
+  /** The upstream group the last proxy_pass named (nginx sends its name as Host by default). */
+  private upstreamGroup: string | undefined;
+
   constructor(
     private readonly draft: ConfigDraft,
     private readonly report: ImportReport,
@@ -36,7 +39,7 @@ export class NginxLocationTranslator {
   ) {}
 
   /** The route for `location [modifier] path { ... }`, or undefined (then it is reported). */
-  location(directive: NginxDirective, parentScope: NginxScope, order: number): TranslatedLocation | undefined {
+  location(directive: NginxDirective, parentScope: NginxScope, order: number): TranslatedLocation[] {
     this.handled.add(directive);
     const text = `location ${directive.args.join(' ')}`;
     const [first, second] = directive.args;
@@ -56,12 +59,12 @@ export class NginxLocationTranslator {
       path = second;
     } else {
       this.report.skip(directive.location, text, `location modifier "${first ?? ''}" is not nginx's`);
-      return undefined;
+      return [];
     }
     if (path.startsWith('@')) {
       this.report.skip(directive.location, text, 'named locations (try_files/error_page targets) have no Switchyard equivalent');
       this.markAll(directive);
-      return undefined;
+      return [];
     }
     const block = directive.block ?? [];
     const scope = childScope(parentScope, block, this.handled);
@@ -73,7 +76,7 @@ export class NginxLocationTranslator {
       if (regex === undefined) {
         this.report.skip(directive.location, text, 'the regular expression is not valid in JavaScript');
         this.markAll(directive);
-        return undefined;
+        return [];
       }
       route.match = { regex };
     } else if (path !== '/') {
@@ -93,28 +96,37 @@ export class NginxLocationTranslator {
       // location ~ /\.ht { deny all; }: nginx answered 403.
       route.respond = { status: 403 };
       this.markAll(directive);
-      return { kind, path, order, route, source: directive };
+      return [{ kind, path, order, route, source: directive }];
     }
     if (!action || action.name === 'rewrite') {
       const what = unsupported ? `serves with "${unsupported.name}"` : 'has no proxy_pass or return';
       this.report.skip(directive.location, text, `${what}: Switchyard proxies only; requests here go to the next matching route`);
       this.markAll(directive);
-      return undefined;
+      return [];
     }
     if (action.name === 'return') {
       if (!this.returnAction(action, route)) {
         this.markAll(directive);
-        return undefined;
+        return [];
       }
     } else if (!this.proxyPass(action, route, kind, path)) {
       this.markAll(directive);
-      return undefined;
+      return [];
     }
     this.handled.add(action);
     if (route.to !== undefined) this.proxySettings(route, scope, block);
     this.access(route, scope);
     this.responseHeaders(route, scope);
-    return { kind, path, order, route, source: directive };
+    const bodySize = block.find((inner) => inner.name === 'client_max_body_size');
+    if (bodySize) this.report.skip(bodySize.location, `client_max_body_size ${bodySize.args.join(' ')}`, 'Switchyard\'s body limit is global (limits.max_body_bytes), not per location');
+    const translated: TranslatedLocation[] = [{ kind, path, order, route, source: directive }];
+    // nginx answers "/app" with 301 to "/app/" when only a proxied "location /app/" takes it.
+    if (action.name === 'proxy_pass' && (kind === 'prefix' || kind === 'priority-prefix') && path.length > 1 && path.endsWith('/')) {
+      const redirect: DraftRoute = { match: { exact: path.slice(0, -1) }, redirect: { status: 301, location: path } };
+      this.draft.comment(redirect, `${where(directive)} nginx redirects ${path.slice(0, -1)} to ${path} for this location`);
+      translated.push({ kind: 'slash-redirect', path: path.slice(0, -1), order, route: redirect, source: directive });
+    }
+    return translated;
   }
 
   /** `return CODE [TEXT|URL]` or `return URL` as a redirect or a local answer. */
@@ -177,6 +189,7 @@ export class NginxLocationTranslator {
       this.report.advise(directive.location, text, 'nginx does not verify backend certificates unless proxy_ssl_verify is on; Switchyard does: give the upstream tls.ca if the backend\'s certificate is not publicly trusted');
     }
     const base = this.upstreams.has(authority) ? this.upstreams.use(authority, scheme) : `${scheme}://${authority}`;
+    this.upstreamGroup = this.upstreams.has(authority) ? authority : undefined;
     if (uri === undefined) {
       route.to = base;
       return true;
@@ -214,7 +227,11 @@ export class NginxLocationTranslator {
         this.report.advise(header.location, text, 'redundant: Switchyard forwards WebSocket upgrades on every route by itself (hop-by-hop headers cannot be copied by hand)');
       } else if (lower === 'host') {
         if (/^\$(host|http_host)$/.test(value)) preserveHost = true;
-        else if (value !== '$proxy_host') this.report.skip(header.location, text, 'Switchyard sends the client\'s Host or the upstream\'s, not another value');
+        else if (!value.includes('$')) {
+          // A fixed Host (a name-based virtual host behind): set it; preserve_host off would overwrite it.
+          preserveHost = true;
+          ((route.request_headers ??= {}).set ??= {}).Host = value;
+        } else if (value !== '$proxy_host') this.report.skip(header.location, text, 'Switchyard sends the client\'s Host, the upstream\'s or a fixed one, not another variable');
       } else if (REDUNDANT_FORWARDED[lower]?.test(value)) {
         this.report.advise(header.location, text, `redundant: Switchyard sets ${name} itself`);
       } else if (!value.includes('$')) {
@@ -226,7 +243,11 @@ export class NginxLocationTranslator {
       }
     }
     // nginx sends the upstream's name ($proxy_host) unless told otherwise.
-    if (!preserveHost) {
+    if (!preserveHost && this.upstreamGroup !== undefined) {
+      // $proxy_host of an upstream group is the group's name.
+      ((route.request_headers ??= {}).set ??= {}).Host = this.upstreamGroup;
+      this.draft.comment(route, `nginx sent the upstream group's name as Host (no "proxy_set_header Host $host"); remove request_headers.set.Host to send the client's`);
+    } else if (!preserveHost) {
       route.preserve_host = false;
       this.draft.comment(route, 'nginx sent the upstream\'s host name (no "proxy_set_header Host $host"); preserve_host: true sends the client\'s');
     }
@@ -322,9 +343,11 @@ export class NginxLocationTranslator {
 }
 
 /** Routes in the order nginx would pick them, for Switchyard's first match. */
-export function orderLocations(locations: readonly TranslatedLocation[]): DraftRoute[] {
-  const rank: Record<LocationKind, number> = { exact: 0, 'priority-prefix': 1, regex: 2, prefix: 3 };
+export function orderLocations(all: readonly TranslatedLocation[]): DraftRoute[] {
+  // A location of its own for "/app" takes that path; nginx does not redirect it then.
+  const locations = all.filter((entry) => entry.kind !== 'slash-redirect' || !all.some((other) => other !== entry && other.kind !== 'regex' && other.kind !== 'slash-redirect' && other.path === entry.path));
+  const rank: Record<LocationKind, number> = { exact: 0, 'slash-redirect': 1, 'priority-prefix': 2, regex: 3, prefix: 4 };
   return [...locations].sort((a, b) => rank[a.kind] - rank[b.kind]
-    || (a.kind === 'regex' || a.kind === 'exact' ? a.order - b.order : b.path.length - a.path.length || a.order - b.order))
+    || (a.kind === 'regex' || a.kind === 'exact' || a.kind === 'slash-redirect' ? a.order - b.order : b.path.length - a.path.length || a.order - b.order))
     .map((location) => location.route);
 }

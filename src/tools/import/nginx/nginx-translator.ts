@@ -38,6 +38,9 @@ class NginxTranslator {
   private readonly siteListens = new Map<DraftSite, ServerListen[]>();
   private readonly realIpFrom: string[] = [];
   private readonly bodyLimits = new Set<NginxDirective>();
+  /** Per TLS listener: the names of the server whose certificate is the default, and whether a default_server set it. */
+  private readonly tlsOwners = new Map<DraftListener, string[]>();
+  private readonly explicitTlsDefault = new Set<DraftListener>();
 
   constructor(
     private readonly file: string,
@@ -170,8 +173,7 @@ class NginxTranslator {
     let order = 0;
     for (const inner of block) {
       if (inner.name === 'location') {
-        const translated = locations.location(inner, scope, order++);
-        if (translated) found.push(translated);
+        found.push(...locations.location(inner, scope, order++));
       } else if (inner.name === 'http2') {
         this.handled.add(inner);
         this.report.advise(inner.location, `http2 ${inner.args.join(' ')}`, 'redundant: Switchyard\'s TLS listeners speak HTTP/2 and HTTP/1.1 (ALPN)');
@@ -188,7 +190,7 @@ class NginxTranslator {
     // A server-level return or redirecting rewrite answers before any location is chosen.
     const serverReturns = routes.some((route) => route.match === undefined);
     if (!serverReturns) routes.push(...orderLocations(found));
-    else for (const location of found) this.report.skip(location.source.location, `location ${location.path}`, 'the server returns before any location is chosen');
+    else for (const location of found.filter((entry) => entry.kind !== 'slash-redirect')) this.report.skip(location.source.location, `location ${location.path}`, 'the server returns before any location is chosen');
     if (routes.length === 0) {
       this.report.skip(directive.location, `server ${names.join(' ')}`, 'no location Switchyard can translate');
       return;
@@ -244,10 +246,10 @@ class NginxTranslator {
     this.draft.serve(listener, site.name!);
     const current = this.defaults.get(listen.address);
     if (!current || (listen.isDefault && !current.explicit)) this.defaults.set(listen.address, { site, explicit: listen.isDefault });
-    if (listen.tls) this.tls(listener, scope, names, server);
+    if (listen.tls) this.tls(listener, scope, names, server, listen.isDefault);
   }
 
-  private tls(listener: DraftListener, scope: NginxScope, names: readonly string[], server: NginxDirective): void {
+  private tls(listener: DraftListener, scope: NginxScope, names: readonly string[], server: NginxDirective, isDefault: boolean): void {
     const certificate = scope.single.get('ssl_certificate');
     const key = scope.single.get('ssl_certificate_key');
     if (!certificate || !key) {
@@ -256,13 +258,24 @@ class NginxTranslator {
     }
     const cert = this.path(certificate.args[0] ?? '');
     const keyFile = this.path(key.args[0] ?? '');
+    const hosts = names.filter((name) => name !== '*');
     const tls = listener.tls ?? { cert, key: keyFile };
+    if (!listener.tls) this.tlsOwners.set(listener, hosts);
     listener.tls = tls;
     if (tls.cert !== cert || tls.key !== keyFile) {
-      const hosts = names.filter((name) => name !== '*');
-      if (hosts.length === 0) this.report.skip(certificate.location, `ssl_certificate ${certificate.args.join(' ')}`, 'a second certificate for a server without names: Switchyard picks certificates by name (SNI)');
-      else (tls.certificates ??= []).push({ hosts, cert, key: keyFile });
+      // The default server's certificate is the one clients without SNI (or with unknown names) get.
+      const owner = this.tlsOwners.get(listener) ?? [];
+      const becomesDefault = isDefault && !this.explicitTlsDefault.has(listener);
+      const entry = becomesDefault ? { hosts: owner, cert: tls.cert!, key: tls.key! } : { hosts, cert, key: keyFile };
+      if (becomesDefault) {
+        tls.cert = cert;
+        tls.key = keyFile;
+        this.tlsOwners.set(listener, hosts);
+      }
+      if (entry.hosts.length === 0) this.report.skip(certificate.location, `ssl_certificate ${certificate.args.join(' ')}`, 'a second certificate for a server without names: Switchyard picks certificates by name (SNI)');
+      else (tls.certificates ??= []).push(entry);
     }
+    if (isDefault) this.explicitTlsDefault.add(listener);
     const protocols = scope.single.get('ssl_protocols');
     if (protocols) {
       const lowest = protocols.args.includes('TLSv1.2') ? 'TLSv1.2' : protocols.args.includes('TLSv1.3') ? 'TLSv1.3' : undefined;
