@@ -88,6 +88,13 @@ export class NginxLocationTranslator {
     }
     const action = block.find((inner) => ['proxy_pass', 'return', 'rewrite'].includes(inner.name));
     const unsupported = block.find((inner) => /^(root|alias|try_files|fastcgi_pass|uwsgi_pass|scgi_pass|grpc_pass|memcached_pass|index|autoindex)$/.test(inner.name));
+    const denyAll = scope.access.length > 0 && scope.access.every((rule) => rule.name === 'deny') && scope.access.some((rule) => rule.args[0] === 'all');
+    if (!action && denyAll) {
+      // location ~ /\.ht { deny all; }: nginx answered 403.
+      route.respond = { status: 403 };
+      this.markAll(directive);
+      return { kind, path, order, route, source: directive };
+    }
     if (!action || action.name === 'rewrite') {
       const what = unsupported ? `serves with "${unsupported.name}"` : 'has no proxy_pass or return';
       this.report.skip(directive.location, text, `${what}: Switchyard proxies only; requests here go to the next matching route`);
@@ -196,7 +203,8 @@ export class NginxLocationTranslator {
   }
 
   private proxySettings(route: DraftRoute, scope: NginxScope, block: readonly NginxDirective[]): void {
-    const upgrades = scope.setHeaders.some((header) => (header.args[0] ?? '').toLowerCase() === 'upgrade');
+    const upgradeHeader = scope.setHeaders.find((header) => (header.args[0] ?? '').toLowerCase() === 'upgrade');
+    const upgrades = upgradeHeader !== undefined;
     let preserveHost = false;
     for (const header of scope.setHeaders) {
       const [name = '', value = ''] = header.args;
@@ -237,6 +245,9 @@ export class NginxLocationTranslator {
       if (directive) this.report.advise(directive.location, `${name} ${directive.args.join(' ')}`, 'Switchyard\'s reverse_rewrite maps cookie Domain and Path back to the client-facing ones automatically; custom mappings are not supported');
     }
     this.timeouts(route, scope, upgrades);
+    if (upgradeHeader && !scope.single.has('proxy_read_timeout')) {
+      this.report.advise(upgradeHeader.location, 'proxy_read_timeout (not set: 60s)', 'nginx closed WebSockets quiet for 60 s (its default read timeout); Switchyard keeps them for tunnel_idle (1h by default)');
+    }
     const verify = scope.single.get('proxy_ssl_verify');
     if (verify) this.report.advise(verify.location, `proxy_ssl_verify ${verify.args.join(' ')}`, 'Switchyard always verifies https backends unless an upstream sets tls.insecure');
     void block;

@@ -73,7 +73,7 @@ function parseFile(file: string, baseDir: string, report: ImportReport, stack: r
           directives.push({ name: first.text, args, location: first.location, block: parseBlock(token) });
           break;
         }
-        throw new ImportError(token.location, `directive "${first.text}" has no ";" before "}"`);
+        throw new ImportError(first.location, `directive "${first.text}" has no ";" before "}" (line ${token.location.line})`);
       }
     }
   };

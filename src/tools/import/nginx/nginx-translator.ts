@@ -37,6 +37,7 @@ class NginxTranslator {
   private readonly defaults = new Map<string, { site: DraftSite; explicit: boolean }>();
   private readonly siteListens = new Map<DraftSite, ServerListen[]>();
   private readonly realIpFrom: string[] = [];
+  private readonly bodyLimits = new Set<NginxDirective>();
 
   constructor(
     private readonly file: string,
@@ -130,11 +131,27 @@ class NginxTranslator {
   }
 
   private httpLimits(scope: NginxScope): void {
+    this.bodyLimit(scope);
+  }
+
+  /** client_max_body_size of http or a server: Switchyard's limit is global, so the largest one applies everywhere. */
+  private bodyLimit(scope: NginxScope): void {
     const size = scope.single.get('client_max_body_size');
-    if (!size) return;
+    if (!size || this.bodyLimits.has(size)) return;
+    this.bodyLimits.add(size);
+    const text = `client_max_body_size ${size.args.join(' ')}`;
     const bytes = parseSize(size.args[0] ?? '');
-    if (bytes === undefined) this.report.skip(size.location, `client_max_body_size ${size.args.join(' ')}`, 'not a size');
-    else if (bytes > 0) this.draft.rest.limits = { ...this.draft.rest.limits, max_body_bytes: bytes };
+    if (bytes === undefined) {
+      this.report.skip(size.location, text, 'not a size');
+      return;
+    }
+    const current = this.draft.rest.limits?.max_body_bytes;
+    if (bytes === 0) {
+      if (current !== undefined) this.report.skip(size.location, text, 'Switchyard\'s body limit is global: another server\'s limit applies here too');
+      return;
+    }
+    if (current !== undefined && current !== bytes) this.report.advise(size.location, text, 'Switchyard\'s body limit is global (limits.max_body_bytes): the largest of the servers\' limits is used');
+    this.draft.rest.limits = { ...this.draft.rest.limits, max_body_bytes: Math.max(bytes, current ?? 0) };
   }
 
   private server(directive: NginxDirective, httpScope: NginxScope): void {
@@ -155,6 +172,9 @@ class NginxTranslator {
       if (inner.name === 'location') {
         const translated = locations.location(inner, scope, order++);
         if (translated) found.push(translated);
+      } else if (inner.name === 'http2') {
+        this.handled.add(inner);
+        this.report.advise(inner.location, `http2 ${inner.args.join(' ')}`, 'redundant: Switchyard\'s TLS listeners speak HTTP/2 and HTTP/1.1 (ALPN)');
       } else if (inner.name === 'if') {
         const route = this.hostIf(inner, names, locations);
         if (route) routes.push(route);
@@ -165,7 +185,8 @@ class NginxTranslator {
         if (route && inner.name === 'return') break;
       }
     }
-    const serverReturns = routes.length > 0 && block.some((inner) => inner.name === 'return' && this.handled.has(inner));
+    // A server-level return or redirecting rewrite answers before any location is chosen.
+    const serverReturns = routes.some((route) => route.match === undefined);
     if (!serverReturns) routes.push(...orderLocations(found));
     else for (const location of found) this.report.skip(location.source.location, `location ${location.path}`, 'the server returns before any location is chosen');
     if (routes.length === 0) {
@@ -173,6 +194,7 @@ class NginxTranslator {
       return;
     }
     site.routes = routes;
+    this.bodyLimit(scope);
     this.draft.sites.push(site);
     this.siteListens.set(site, listens);
     for (const listen of listens) this.bind(listen, site, scope, names, directive);
