@@ -338,7 +338,7 @@ describe('templates', () => {
 
   it('an unknown template variable ($foo)', T, () => {
     assert.deepEqual(problems(withRoutes(['      - to: http://127.0.0.1:1', '        rewrite: /$foo'])), [
-      `${at(6, 18)}: sites[0].routes[0].rewrite: template "/$foo": unknown variable $foo; use $0..$9 or \${0}..\${9} for regex captures, $path, $query, $host, $scheme (or \${path}.. when letters follow), $$ for a literal $`,
+      `${at(6, 18)}: sites[0].routes[0].rewrite: template "/$foo": unknown variable $foo; use $0..$9 or \${0}..\${9} for regex captures, $path, $query, $host, $hostname, $scheme (or \${path}.. when letters follow), $$ for a literal $`,
     ]);
   });
 

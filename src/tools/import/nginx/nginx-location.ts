@@ -13,6 +13,8 @@ export interface TranslatedLocation {
   readonly path: string;
   readonly order: number;
   readonly route: DraftRoute;
+  /** Routes of the same location that must come first (a WebSocket-only split, a rewrite). */
+  readonly before: readonly DraftRoute[];
   readonly source: NginxDirective;
 }
 
@@ -36,10 +38,16 @@ export class NginxLocationTranslator {
     private readonly handled: Set<NginxDirective>,
     private readonly upstreams: NginxUpstreams,
     private readonly firstServerName: string | undefined,
+    /** http-level `map` blocks by the variable they define (without "$"). */
+    private readonly maps: ReadonlyMap<string, NginxDirective>,
+    /** Server-level `set $name constant` values. */
+    private readonly variables: ReadonlyMap<string, string>,
+    /** Each translated location's effective client_max_body_size (undefined: nginx's default 1m). */
+    private readonly onBodyLimit: (directive: NginxDirective | undefined) => void,
   ) {}
 
   /** The route for `location [modifier] path { ... }`, or undefined (then it is reported). */
-  location(directive: NginxDirective, parentScope: NginxScope, order: number): TranslatedLocation[] {
+  location(directive: NginxDirective, parentScope: NginxScope, order: number, named: ReadonlyMap<string, NginxDirective>): TranslatedLocation[] {
     this.handled.add(directive);
     const text = `location ${directive.args.join(' ')}`;
     const [first, second] = directive.args;
@@ -61,13 +69,10 @@ export class NginxLocationTranslator {
       this.report.skip(directive.location, text, `location modifier "${first ?? ''}" is not nginx's`);
       return [];
     }
-    if (path.startsWith('@')) {
-      this.report.skip(directive.location, text, 'named locations (try_files/error_page targets) have no Switchyard equivalent');
-      this.markAll(directive);
-      return [];
-    }
-    const block = directive.block ?? [];
-    const scope = childScope(parentScope, block, this.handled);
+    // Named locations are reached through try_files; the server lists those nothing used.
+    if (path.startsWith('@')) return [];
+    let block = directive.block ?? [];
+    let scope = childScope(parentScope, block, this.handled);
     const route: DraftRoute = {};
     this.draft.comment(route, `${where(directive)} ${text}`);
     if (kind === 'exact') route.match = { exact: path };
@@ -89,44 +94,139 @@ export class NginxLocationTranslator {
       this.report.skip(inner.location, `location ${inner.args.join(' ')}`, 'nested locations are not translated (flatten them into the server)');
       this.markAll(inner);
     }
-    const action = block.find((inner) => ['proxy_pass', 'return', 'rewrite'].includes(inner.name));
+    // try_files $uri @app: nginx served files first, then the named location; Switchyard proxies it all.
+    const tryFiles = block.find((inner) => inner.name === 'try_files');
+    const fallback = tryFiles?.args[tryFiles.args.length - 1];
+    const namedTarget = fallback?.startsWith('@') ? named.get(fallback) : undefined;
+    if (tryFiles && namedTarget && !block.some((inner) => inner.name === 'proxy_pass' || inner.name === 'return')) {
+      this.handled.add(tryFiles);
+      this.markAll(namedTarget);
+      this.report.advise(tryFiles.location, `try_files ${tryFiles.args.join(' ')}`, `nginx served existing files first; Switchyard sends every request here to ${fallback}'s backend (serve static files from the app or a file server)`);
+      this.draft.comment(route, `${where(namedTarget)} location ${fallback} (reached through try_files)`);
+      scope = childScope(scope, namedTarget.block ?? [], this.handled);
+      block = [...block, ...(namedTarget.block ?? [])];
+    }
+    const variables = new Map(this.variables);
+    for (const inner of block) {
+      if (inner.name === 'set' && inner.args[0]?.startsWith('$') && inner.args[1] !== undefined && !inner.args[1].includes('$')) {
+        variables.set(inner.args[0].slice(1), inner.args[1]);
+        this.handled.add(inner);
+      }
+    }
+    for (const auth of block.filter((inner) => /^auth_(basic|request|jwt)$/.test(inner.name))) {
+      this.handled.add(auth);
+      if (auth.args[0] === 'off') continue;
+      this.report.advise(auth.location, `${auth.name} ${auth.args.join(' ')}`, 'Switchyard does not authenticate: this path is now open to anyone who reaches it; put authentication in the app or in front');
+    }
+    for (const inner of block.filter((entry) => /^(auth_basic_user_file|auth_request_set)$/.test(entry.name))) this.handled.add(inner);
+
+    const action = block.find((inner) => ['proxy_pass', 'return'].includes(inner.name));
     const unsupported = block.find((inner) => /^(root|alias|try_files|fastcgi_pass|uwsgi_pass|scgi_pass|grpc_pass|memcached_pass|index|autoindex)$/.test(inner.name));
     const denyAll = scope.access.length > 0 && scope.access.every((rule) => rule.name === 'deny') && scope.access.some((rule) => rule.args[0] === 'all');
     if (!action && denyAll) {
       // location ~ /\.ht { deny all; }: nginx answered 403.
       route.respond = { status: 403 };
       this.markAll(directive);
-      return [{ kind, path, order, route, source: directive }];
+      return [{ kind, path, order, route, before: [], source: directive }];
     }
-    if (!action || action.name === 'rewrite') {
+    if (!action) {
       const what = unsupported ? `serves with "${unsupported.name}"` : 'has no proxy_pass or return';
       this.report.skip(directive.location, text, `${what}: Switchyard proxies only; requests here go to the next matching route`);
       this.markAll(directive);
       return [];
     }
+    const before: DraftRoute[] = [];
     if (action.name === 'return') {
       if (!this.returnAction(action, route)) {
         this.markAll(directive);
         return [];
       }
-    } else if (!this.proxyPass(action, route, kind, path)) {
-      this.markAll(directive);
-      return [];
+    } else {
+      const target = substitute(action.args[0] ?? '', variables);
+      const upgradeSplit = this.upgradeMapSplit(action, target, route, before);
+      if (!upgradeSplit && !this.proxyPass(action, target, route, kind, path)) {
+        this.markAll(directive);
+        return [];
+      }
     }
     this.handled.add(action);
-    if (route.to !== undefined) this.proxySettings(route, scope, block);
-    this.access(route, scope);
-    this.responseHeaders(route, scope);
-    const bodySize = block.find((inner) => inner.name === 'client_max_body_size');
-    if (bodySize) this.report.skip(bodySize.location, `client_max_body_size ${bodySize.args.join(' ')}`, 'Switchyard\'s body limit is global (limits.max_body_bytes), not per location');
-    const translated: TranslatedLocation[] = [{ kind, path, order, route, source: directive }];
+    if (action.name === 'proxy_pass') {
+      this.rewriteBreak(block, route, before);
+      this.upgradeIfs(block, route, before, variables, kind, path);
+    }
+    for (const part of [...before, route]) {
+      if (part.to !== undefined) this.proxySettings(part, scope);
+      this.access(part, scope);
+      this.responseHeaders(part, scope);
+    }
+    this.onBodyLimit(scope.single.get('client_max_body_size'));
+    const translated: TranslatedLocation[] = [{ kind, path, order, route, before, source: directive }];
     // nginx answers "/app" with 301 to "/app/" when only a proxied "location /app/" takes it.
     if (action.name === 'proxy_pass' && (kind === 'prefix' || kind === 'priority-prefix') && path.length > 1 && path.endsWith('/')) {
       const redirect: DraftRoute = { match: { exact: path.slice(0, -1) }, redirect: { status: 301, location: path } };
       this.draft.comment(redirect, `${where(directive)} nginx redirects ${path.slice(0, -1)} to ${path} for this location`);
-      translated.push({ kind: 'slash-redirect', path: path.slice(0, -1), order, route: redirect, source: directive });
+      translated.push({ kind: 'slash-redirect', path: path.slice(0, -1), order, route: redirect, before: [], source: directive });
     }
     return translated;
+  }
+
+  /**
+   * `map $http_upgrade $backend { default app; websocket ws; }` with
+   * `proxy_pass http://$backend`: a WebSocket-only route to one, the rest to the other.
+   */
+  private upgradeMapSplit(directive: NginxDirective, target: string, route: DraftRoute, before: DraftRoute[]): boolean {
+    const variable = /^(https?:\/\/)\$(\w+)$/.exec(target);
+    const map = variable ? this.maps.get(variable[2]!) : undefined;
+    if (!variable || !map || map.args[0] !== '$http_upgrade') return false;
+    let fallback: string | undefined;
+    let websocket: string | undefined;
+    for (const entry of map.block ?? []) {
+      if (entry.name === 'default') fallback = entry.args[0];
+      else if (/^(~\*)?websocket$/i.test(entry.name)) websocket = entry.args[0];
+    }
+    if (fallback === undefined || websocket === undefined) return false;
+    const wsRoute: DraftRoute = { ...structuredClone(route), match: { ...route.match, upgrade: 'websocket' } };
+    this.draft.comment(wsRoute, `${where(directive)} proxy_pass ${target} when $http_upgrade is websocket (${where(map)} map)`);
+    if (!this.proxyPass(directive, `${variable[1]!}${websocket}`, wsRoute, 'prefix', '/')) return false;
+    if (!this.proxyPass(directive, `${variable[1]!}${fallback}`, route, 'prefix', '/')) return false;
+    this.report.advise(map.location, `map $http_upgrade $${variable[2]!}`, 'translated as a route with match.upgrade: websocket before the route for other requests');
+    before.push(wsRoute);
+    return true;
+  }
+
+  /** `if ($http_upgrade = websocket) { proxy_pass ...; }` in a location: a WebSocket-only route first. */
+  private upgradeIfs(block: readonly NginxDirective[], route: DraftRoute, before: DraftRoute[], variables: ReadonlyMap<string, string>, kind: LocationKind, path: string): void {
+    for (const inner of block.filter((entry) => entry.name === 'if')) {
+      const condition = inner.args.join(' ').replace(/^\(|\)$/g, '').trim();
+      const pass = (inner.block ?? []).find((entry) => entry.name === 'proxy_pass');
+      this.markAll(inner);
+      if (!/^\$http_upgrade\s*(=|~\*?)\s*"?\^?websocket\$?"?$/i.test(condition) || !pass || (inner.block ?? []).length !== 1) {
+        this.report.skip(inner.location, `if ${inner.args.join(' ')}`, 'if blocks are not translated (only "if ($http_upgrade = websocket) { proxy_pass ...; }")');
+        continue;
+      }
+      const wsRoute: DraftRoute = { match: { ...route.match, upgrade: 'websocket' } };
+      this.draft.comment(wsRoute, `${where(inner)} if ${inner.args.join(' ')}`);
+      if (this.proxyPass(pass, substitute(pass.args[0] ?? '', variables), wsRoute, kind, path)) before.push(wsRoute);
+    }
+  }
+
+  /** `rewrite ^/app(/.*)$ $1 break;` beside proxy_pass: the path the backend sees, as a regex route before the location's own. */
+  private rewriteBreak(block: readonly NginxDirective[], route: DraftRoute, before: DraftRoute[]): void {
+    for (const rewrite of block.filter((entry) => entry.name === 'rewrite')) {
+      this.handled.add(rewrite);
+      const [pattern = '', replacement = '', flag] = rewrite.args;
+      const text = `rewrite ${rewrite.args.join(' ')}`;
+      const regex = toJsRegex(pattern, false);
+      if ((flag !== 'break' && flag !== 'last') || regex === undefined || replacement.includes('://') || /\$[a-z_]/i.test(replacement.replace(/\$\{?\d\}?/g, ''))) {
+        this.report.skip(rewrite.location, text, 'only "rewrite REGEX /path$1 break" beside proxy_pass is translated');
+        continue;
+      }
+      const rewritten: DraftRoute = { ...structuredClone(route), match: { ...route.match, regex }, rewrite: replacement.replace(/\?$/, '') };
+      if (rewritten.match) delete rewritten.match.prefix;
+      if (rewritten.strip_prefix) delete rewritten.strip_prefix;
+      this.draft.comment(rewritten, `${where(rewrite)} ${text}${flag === 'last' ? ' (nginx then looked for a location again; here the same backend takes it)' : ''}`);
+      before.push(rewritten);
+    }
   }
 
   /** `return CODE [TEXT|URL]` or `return URL` as a redirect or a local answer. */
@@ -175,10 +275,18 @@ export class NginxLocationTranslator {
     return unknown ? undefined : out.replace('?$query', '$query');
   }
 
-  private proxyPass(directive: NginxDirective, route: DraftRoute, kind: LocationKind, path: string): boolean {
-    const target = directive.args[0] ?? '';
-    const text = `proxy_pass ${target}`;
-    const parsed = /^(https?):\/\/([^/]+)(\/.*)?$/.exec(target);
+  private proxyPass(directive: NginxDirective, target: string, route: DraftRoute, kind: LocationKind, path: string): boolean {
+    const text = `proxy_pass ${directive.args[0] ?? ''}`;
+    const parsed = /^(https?):\/\/([^/$]+)(\/.*)?$/.exec(target);
+    // In a regex location, captures in the URI name the whole path sent ("proxy_pass http://b/$1").
+    if (parsed && kind === 'regex' && parsed[3] !== undefined && /^[^$]*(\$\{?\d\}?[^$]*)+$/.test(parsed[3])) {
+      const base = this.upstreams.has(parsed[2]!) ? this.upstreams.use(parsed[2]!, parsed[1] as 'http' | 'https') : `${parsed[1]!}://${parsed[2]!}`;
+      this.upstreamGroup = this.upstreams.has(parsed[2]!) ? parsed[2] : undefined;
+      route.to = base;
+      route.rewrite = parsed[3];
+      this.draft.comment(route, 'nginx sent this path without the query (a proxy_pass with variables); Switchyard keeps the query');
+      return true;
+    }
     if (!parsed || target.includes('$')) {
       this.report.skip(directive.location, text, target.includes('$') ? 'a proxy_pass with variables is decided per request; Switchyard needs a fixed target' : 'not an http:// or https:// target');
       return false;
@@ -216,7 +324,7 @@ export class NginxLocationTranslator {
     return true;
   }
 
-  private proxySettings(route: DraftRoute, scope: NginxScope, block: readonly NginxDirective[]): void {
+  private proxySettings(route: DraftRoute, scope: NginxScope): void {
     const upgradeHeader = scope.setHeaders.find((header) => (header.args[0] ?? '').toLowerCase() === 'upgrade');
     const upgrades = upgradeHeader !== undefined;
     let preserveHost = false;
@@ -272,7 +380,6 @@ export class NginxLocationTranslator {
     }
     const verify = scope.single.get('proxy_ssl_verify');
     if (verify) this.report.advise(verify.location, `proxy_ssl_verify ${verify.args.join(' ')}`, 'Switchyard always verifies https backends unless an upstream sets tls.insecure');
-    void block;
   }
 
   private timeouts(route: DraftRoute, scope: NginxScope, upgrades: boolean): void {
@@ -287,7 +394,9 @@ export class NginxLocationTranslator {
         this.report.advise(read.location, text, `nginx closed WebSockets quiet for ${formatDuration(readMs)}; not carried over to tunnel_idle (Switchyard's default is 1h; add websocket.ping to keep NAT paths open)`);
         timeouts.response = formatDuration(readMs);
       } else if (upgrades) {
+        // nginx's read timeout bounds HTTP responses on this location too.
         timeouts.tunnel_idle = formatDuration(readMs);
+        timeouts.response = formatDuration(readMs);
       } else {
         timeouts.response = formatDuration(readMs);
       }
@@ -350,5 +459,10 @@ export function orderLocations(all: readonly TranslatedLocation[]): DraftRoute[]
   const rank: Record<LocationKind, number> = { exact: 0, 'slash-redirect': 1, 'priority-prefix': 2, regex: 3, prefix: 4 };
   return [...locations].sort((a, b) => rank[a.kind] - rank[b.kind]
     || (a.kind === 'regex' || a.kind === 'exact' || a.kind === 'slash-redirect' ? a.order - b.order : b.path.length - a.path.length || a.order - b.order))
-    .map((location) => location.route);
+    .flatMap((location) => [...location.before, location.route]);
+}
+
+/** `$name` / `${name}` replaced by constant `set` values; others stay. */
+function substitute(text: string, variables: ReadonlyMap<string, string>): string {
+  return text.replace(/\$\{?(\w+)\}?/g, (whole, name: string) => variables.get(name) ?? whole);
 }

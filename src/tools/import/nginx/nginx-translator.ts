@@ -3,7 +3,7 @@ import { ConfigDraft, type DraftListener, type DraftRoute, type DraftSite } from
 import { ImportError } from '../import-error.js';
 import { ImportReport } from '../import-report.js';
 import type { Translation } from '../translation.js';
-import { formatDuration, listenAddress, parseDurationMs, splitHostPort } from '../values.js';
+import { formatDuration, listenAddress, parseDurationMs, splitHostPort, toJsRegex } from '../values.js';
 import { NginxLocationTranslator, orderLocations, type TranslatedLocation } from './nginx-location.js';
 import { parseNginxFile, type NginxDirective } from './nginx-parser.js';
 import { childScope, EMPTY_SCOPE, type NginxScope } from './nginx-scope.js';
@@ -38,6 +38,9 @@ class NginxTranslator {
   private readonly siteListens = new Map<DraftSite, ServerListen[]>();
   private readonly realIpFrom: string[] = [];
   private readonly bodyLimits = new Set<NginxDirective>();
+  private readonly maps = new Map<string, NginxDirective>();
+  /** Effective client_max_body_size of every translated location, in bytes (0: no limit). */
+  private readonly locationBodyLimits: { bytes: number; directive: NginxDirective | undefined }[] = [];
   /** Per TLS listener: the names of the server whose certificate is the default, and whether a default_server set it. */
   private readonly tlsOwners = new Map<DraftListener, string[]>();
   private readonly explicitTlsDefault = new Set<DraftListener>();
@@ -62,6 +65,7 @@ class NginxTranslator {
     for (const block of blocks) this.http(block);
     this.upstreams.reportUnused();
     this.applyDefaults();
+    this.applyBodyLimit();
     if (this.draft.sites.length === 0) {
       throw new ImportError(http[0]?.location ?? main[0]?.location ?? { file: this.file, line: 1, column: 1 }, 'no server block with a location Switchyard can translate');
     }
@@ -88,19 +92,25 @@ class NginxTranslator {
     const scope = childScope(EMPTY_SCOPE, block, this.handled);
     for (const directive of block) if (directive.name === 'upstream') this.upstreams.add(directive);
     for (const directive of block) this.httpDirective(directive);
-    this.httpLimits(scope);
     for (const directive of block) if (directive.name === 'server') this.server(directive, scope);
   }
 
   private httpDirective(directive: NginxDirective): void {
     const text = `${directive.name} ${directive.args.join(' ')}`;
     switch (directive.name) {
-      case 'map':
-        this.handled.add(directive);
+      case 'map': {
         this.markAll(directive);
-        if ((directive.args[0] ?? '') === '$http_upgrade') this.report.advise(directive.location, text, 'redundant: the Connection header for upgrades is handled by Switchyard');
-        else this.report.skip(directive.location, text, 'maps of variables have no Switchyard equivalent');
+        const defined = (directive.args[1] ?? '').replace(/^\$/, '');
+        this.maps.set(defined, directive);
+        const values = (directive.block ?? []).map((entry) => entry.args[0] ?? '');
+        // The Connection idiom (values "upgrade"/"close"/"") is redundant; a map choosing backends is used by proxy_pass.
+        if ((directive.args[0] ?? '') === '$http_upgrade' && values.every((value) => /^(upgrade|close|keep-alive|)$/i.test(value))) {
+          this.report.advise(directive.location, text, 'redundant: the Connection header for upgrades is handled by Switchyard');
+        } else if ((directive.args[0] ?? '') !== '$http_upgrade') {
+          this.report.skip(directive.location, text, 'maps of variables have no Switchyard equivalent');
+        }
         break;
+      }
       case 'keepalive_timeout':
         this.duration(directive, (value) => { this.draft.timeouts.keep_alive = value; });
         break;
@@ -133,88 +143,147 @@ class NginxTranslator {
     }
   }
 
-  private httpLimits(scope: NginxScope): void {
-    this.bodyLimit(scope);
+  private noteBodyLimit(size: NginxDirective | undefined): void {
+    const bytes = size ? parseSize(size.args[0] ?? '') : 1024 * 1024;
+    if (bytes === undefined) {
+      if (size && !this.bodyLimits.has(size)) this.report.skip(size.location, `client_max_body_size ${size.args.join(' ')}`, 'not a size');
+      if (size) this.bodyLimits.add(size);
+      return;
+    }
+    this.locationBodyLimits.push({ bytes, directive: size });
   }
 
-  /** client_max_body_size of http or a server: Switchyard's limit is global, so the largest one applies everywhere. */
-  private bodyLimit(scope: NginxScope): void {
-    const size = scope.single.get('client_max_body_size');
-    if (!size || this.bodyLimits.has(size)) return;
-    this.bodyLimits.add(size);
-    const text = `client_max_body_size ${size.args.join(' ')}`;
-    const bytes = parseSize(size.args[0] ?? '');
-    if (bytes === undefined) {
-      this.report.skip(size.location, text, 'not a size');
+  /**
+   * nginx limits request bodies per location (1m unless told); Switchyard's
+   * limit is global, so the largest one any translated location had applies.
+   */
+  private applyBodyLimit(): void {
+    if (this.locationBodyLimits.length === 0) return;
+    if (this.locationBodyLimits.some((entry) => entry.bytes === 0)) {
+      const unlimited = this.locationBodyLimits.find((entry) => entry.bytes === 0)?.directive;
+      if (this.locationBodyLimits.some((entry) => entry.bytes > 0) && unlimited) this.report.advise(unlimited.location, `client_max_body_size ${unlimited.args.join(' ')}`, 'Switchyard\'s body limit is global (limits.max_body_bytes): no limit, as here, applies to every route');
       return;
     }
-    const current = this.draft.rest.limits?.max_body_bytes;
-    if (bytes === 0) {
-      if (current !== undefined) this.report.skip(size.location, text, 'Switchyard\'s body limit is global: another server\'s limit applies here too');
-      return;
+    const largest = this.locationBodyLimits.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+    this.draft.rest.limits = { ...this.draft.rest.limits, max_body_bytes: largest.bytes };
+    if (this.locationBodyLimits.some((entry) => entry.bytes !== largest.bytes)) {
+      const where = largest.directive?.location ?? { file: this.file, line: 1, column: 1 };
+      this.report.advise(where, `client_max_body_size ${largest.directive?.args.join(' ') ?? '(default 1m)'}`, 'Switchyard\'s body limit is global (limits.max_body_bytes): the largest of the locations\' limits applies to every route');
     }
-    if (current !== undefined && current !== bytes) this.report.advise(size.location, text, 'Switchyard\'s body limit is global (limits.max_body_bytes): the largest of the servers\' limits is used');
-    this.draft.rest.limits = { ...this.draft.rest.limits, max_body_bytes: Math.max(bytes, current ?? 0) };
+    if (!largest.directive) this.draft.comment(this.draft.rest.limits, 'nginx\'s default client_max_body_size (1m): no location set another');
   }
 
   private server(directive: NginxDirective, httpScope: NginxScope): void {
     this.handled.add(directive);
     const block = directive.block ?? [];
     const scope = childScope(httpScope, block, this.handled);
-    const names = this.serverNames(block);
+    const { names, unsupportedOnly } = this.serverNames(block);
     const listens = this.listens(block);
+    if (unsupportedOnly) {
+      this.report.skip(directive.location, `server ${directive.args.join(' ')}`.trim(), 'its only names are regular expressions Switchyard cannot take: the server is left out');
+      this.markAll(directive);
+      return;
+    }
+    // "if ($scheme = http)" tells the two kinds of listener apart: one site for each.
+    const schemeIf = block.some((inner) => inner.name === 'if' && /\$scheme\b/.test(inner.args.join(' ')));
+    const plain = listens.filter((listen) => !listen.tls);
+    const secure = listens.filter((listen) => listen.tls);
+    const groups: { listens: ServerListen[]; scheme: 'http' | 'https' | undefined }[] = schemeIf && plain.length > 0 && secure.length > 0
+      ? [{ listens: secure, scheme: 'https' }, { listens: plain, scheme: 'http' }]
+      : [{ listens, scheme: listens.every((listen) => listen.tls) ? 'https' : listens.every((listen) => !listen.tls) ? 'http' : undefined }];
+    for (const group of groups) this.serverSite(directive, scope, names, group.listens, group.scheme, groups.length > 1);
+  }
+
+  private serverSite(directive: NginxDirective, scope: NginxScope, names: readonly string[], listens: ServerListen[], scheme: 'http' | 'https' | undefined, split: boolean): void {
+    const block = directive.block ?? [];
     const primary = names.find((name) => name !== '*');
-    const site: DraftSite = { name: this.draft.siteName(primary ?? `default_${listens[0]?.address.replace(/^:/, '') ?? '80'}`), hosts: names.length > 0 ? names : ['*'], routes: [] };
-    this.draft.comment(site, `${where(directive)} server${primary ? ` (${names.join(' ')})` : ''}`);
-    const locations = new NginxLocationTranslator(this.draft, this.report, this.handled, this.upstreams, primary);
+    const base = primary ?? `default_${listens[0]?.address.replace(/^:/, '') ?? '80'}`;
+    const site: DraftSite = { name: this.draft.siteName(split && scheme === 'http' ? `${base}_http` : base), hosts: names.length > 0 ? [...names] : ['*'], routes: [] };
+    this.draft.comment(site, `${where(directive)} server${primary ? ` (${names.join(' ')})` : ''}${split ? `, its ${scheme ?? ''} listeners` : ''}`);
+    const variables = new Map<string, string>();
+    for (const inner of block) {
+      if (inner.name === 'set' && inner.args[0]?.startsWith('$') && inner.args[1] !== undefined && !inner.args[1].includes('$')) {
+        variables.set(inner.args[0].slice(1), inner.args[1]);
+        this.handled.add(inner);
+      }
+    }
+    const locations = new NginxLocationTranslator(this.draft, this.report, this.handled, this.upstreams, primary, this.maps, variables, (size) => this.noteBodyLimit(size));
 
     const routes: DraftRoute[] = [];
     const found: TranslatedLocation[] = [];
+    for (const auth of block.filter((inner) => /^auth_(basic|request|jwt)$/.test(inner.name))) {
+      this.handled.add(auth);
+      if (auth.args[0] !== 'off') this.report.advise(auth.location, `${auth.name} ${auth.args.join(' ')}`, 'Switchyard does not authenticate: this server is now open to anyone who reaches it; put authentication in the app or in front');
+    }
+    for (const inner of block.filter((entry) => /^(auth_basic_user_file|auth_request_set)$/.test(entry.name))) this.handled.add(inner);
+    const named = new Map(block.filter((inner) => inner.name === 'location' && inner.args[0]?.startsWith('@')).map((inner) => [inner.args[0]!, inner]));
     let order = 0;
     for (const inner of block) {
+      if (routes.some((route) => route.match === undefined)) break;
       if (inner.name === 'location') {
-        found.push(...locations.location(inner, scope, order++));
+        found.push(...locations.location(inner, scope, order++, named));
       } else if (inner.name === 'http2') {
         this.handled.add(inner);
         this.report.advise(inner.location, `http2 ${inner.args.join(' ')}`, 'redundant: Switchyard\'s TLS listeners speak HTTP/2 and HTTP/1.1 (ALPN)');
       } else if (inner.name === 'if') {
-        const route = this.hostIf(inner, names, locations);
+        const route = this.serverIf(inner, locations, scheme);
         if (route) routes.push(route);
       } else if (inner.name === 'return' || (inner.name === 'rewrite' && /^(permanent|redirect)$/.test(inner.args[2] ?? ''))) {
         const route = this.serverRedirect(inner, locations);
         if (route) routes.push(route);
-        // A server-level return answers before any location is chosen.
-        if (route && inner.name === 'return') break;
       }
     }
-    // A server-level return or redirecting rewrite answers before any location is chosen.
+    for (const [name, location] of named) {
+      if (!this.handled.has(location)) {
+        this.report.skip(location.location, `location ${name}`, 'a named location no translated try_files reaches');
+        this.markAll(location);
+      }
+    }
+    // A server-level return or redirecting rewrite for every request answers before any location is chosen.
     const serverReturns = routes.some((route) => route.match === undefined);
     if (!serverReturns) routes.push(...orderLocations(found));
-    else for (const location of found.filter((entry) => entry.kind !== 'slash-redirect')) this.report.skip(location.source.location, `location ${location.path}`, 'the server returns before any location is chosen');
+    else if (!split || scheme === 'http') {
+      for (const location of found.filter((entry) => entry.kind !== 'slash-redirect')) this.report.skip(location.source.location, `location ${location.path}`, 'the server returns before any location is chosen');
+    }
     if (routes.length === 0) {
-      this.report.skip(directive.location, `server ${names.join(' ')}`, 'no location Switchyard can translate');
-      return;
+      // A default server that only served files still owns its names and the unknown ones: nginx answered from it.
+      if (!listens.some((listen) => listen.isDefault)) {
+        this.report.skip(directive.location, `server ${names.join(' ')}`, 'no location Switchyard can translate: the server is left out');
+        return;
+      }
+      const notFound: DraftRoute = { respond: { status: 404 } };
+      this.draft.comment(notFound, 'nginx served files here (nothing to proxy); Switchyard answers 404 for its names, and for unknown ones as the default server');
+      routes.push(notFound);
     }
     site.routes = routes;
-    this.bodyLimit(scope);
     this.draft.sites.push(site);
     this.siteListens.set(site, listens);
     for (const listen of listens) this.bind(listen, site, scope, names, directive);
   }
 
-  private serverNames(block: readonly NginxDirective[]): string[] {
+  private serverNames(block: readonly NginxDirective[]): { names: string[]; unsupportedOnly: boolean } {
     const names: string[] = [];
+    let unsupported = 0;
     for (const directive of block.filter((inner) => inner.name === 'server_name')) {
       this.handled.add(directive);
       for (const name of directive.args) {
         if (name === '_' || name === '' || name === '*' || name === 'localhost.localdomain') names.push('*');
-        else if (name.startsWith('~')) this.report.skip(directive.location, `server_name ${name}`, 'regular expression server names are not supported (list the names, or use *.example.com)');
+        else if (name.startsWith('~')) {
+          const wildcard = regexNameAsWildcard(name.slice(1));
+          if (wildcard !== undefined) {
+            names.push(wildcard);
+            this.report.advise(directive.location, `server_name ${name}`, `translated as ${wildcard} (Switchyard's wildcard also takes deeper names)`);
+          } else {
+            unsupported += 1;
+            this.report.skip(directive.location, `server_name ${name}`, 'regular expression server names are not supported (list the names, or use *.example.com)');
+          }
+        }
         else if (name.startsWith('.')) names.push(name.slice(1), `*${name}`);
         else if (name.endsWith('.*')) this.report.skip(directive.location, `server_name ${name}`, 'trailing wildcards are not supported');
         else names.push(name.toLowerCase());
       }
     }
-    return [...new Set(names)];
+    return { names: [...new Set(names)], unsupportedOnly: names.length === 0 && unsupported > 0 };
   }
 
   private listens(block: readonly NginxDirective[]): ServerListen[] {
@@ -288,46 +357,60 @@ class NginxTranslator {
     if (ciphers?.args[0] !== undefined && ciphers.args[0] !== 'HIGH:!aNULL:!MD5') tls.ciphers = ciphers.args[0];
   }
 
-  /** `if ($host = NAME) { return 301 ...; }` (certbot's redirect) → a redirect for that Host only. */
-  private hostIf(directive: NginxDirective, names: readonly string[], locations: NginxLocationTranslator): DraftRoute | undefined {
+  /**
+   * Server-level `if` with one return: `($host = NAME)` (certbot's redirect) →
+   * a redirect for that Host; `($scheme = http)` / `($scheme != https)` → a
+   * redirect for every request on the site of the plain listeners (none on the
+   * TLS one). Other conditions are listed.
+   */
+  private serverIf(directive: NginxDirective, locations: NginxLocationTranslator, scheme: 'http' | 'https' | undefined): DraftRoute | undefined {
     const text = `if ${directive.args.join(' ')}`;
     const condition = directive.args.join(' ').replace(/^\(|\)$/g, '').trim();
-    const host = /^\$host\s*=\s*(\S+)$/.exec(condition)?.[1];
+    const host = /^\$host\s*=\s*"?([^"\s]+)"?$/.exec(condition)?.[1];
+    const schemeTest = /^\$scheme\s*(!?=)\s*"?(https?)"?$/.exec(condition);
     const inner = directive.block ?? [];
     const action = inner[0];
-    if (host === undefined || inner.length !== 1 || action?.name !== 'return') {
-      this.report.skip(directive.location, text, 'if blocks are not translated (only "if ($host = NAME) { return ...; }")');
-      this.markAll(directive);
-      return undefined;
-    }
-    const route: DraftRoute = { match: { headers: { Host: { regex: `^${host.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+)?$` } } } };
-    this.draft.comment(route, `${where(directive)} ${text}`);
-    if (!locations.returnAction(action, route)) {
-      this.markAll(directive);
-      return undefined;
-    }
     this.markAll(directive);
-    void names;
-    return route;
+    if ((host === undefined && !schemeTest) || inner.length !== 1 || action?.name !== 'return' || (schemeTest && scheme === undefined)) {
+      this.report.skip(directive.location, text, 'if blocks are not translated (only "if ($host = NAME)" and "if ($scheme = http)" with a return)');
+      return undefined;
+    }
+    const route: DraftRoute = {};
+    if (schemeTest) {
+      const holds = (schemeTest[1] === '=') === (schemeTest[2] === scheme);
+      if (!holds) return undefined;
+    } else {
+      route.match = { headers: { Host: { regex: `^${host!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+)?$` } } };
+    }
+    this.draft.comment(route, `${where(directive)} ${text}`);
+    return locations.returnAction(action, route) ? route : undefined;
   }
 
   private serverRedirect(directive: NginxDirective, locations: NginxLocationTranslator): DraftRoute | undefined {
     const route: DraftRoute = {};
     this.draft.comment(route, `${where(directive)} ${directive.name} ${directive.args.join(' ')}`);
     if (directive.name === 'return') {
-      if (!locations.returnAction(directive, route)) return undefined;
       this.handled.add(directive);
-      return route;
+      return locations.returnAction(directive, route) ? route : undefined;
     }
     // rewrite REGEX REPLACEMENT permanent|redirect
     const [pattern = '', replacement = ''] = directive.args;
     const location = locations.template(replacement.replace(/\?$/, ''));
-    if (location === undefined || !/^(https?:\/\/|\$scheme)/.test(replacement)) {
-      this.report.skip(directive.location, `rewrite ${directive.args.join(' ')}`, 'only rewrites that redirect to a URL are translated');
+    if (location === undefined) {
+      this.report.skip(directive.location, `rewrite ${directive.args.join(' ')}`, 'the target uses variables Switchyard has no equivalent for');
       this.handled.add(directive);
       return undefined;
     }
-    if (pattern !== '^' && pattern !== '^/' && pattern !== '^(.*)$' && pattern !== '^/(.*)$') route.match = { regex: pattern };
+    const everything = ['^', '^/', '^(.*)$', '^/(.*)$', '^.*$', '^/.*$'].includes(pattern) && !/\$\{?\d/.test(location);
+    const regex = toJsRegex(pattern, false);
+    if (!everything) {
+      if (regex === undefined) {
+        this.report.skip(directive.location, `rewrite ${directive.args.join(' ')}`, 'the regular expression is not valid in JavaScript');
+        this.handled.add(directive);
+        return undefined;
+      }
+      route.match = { regex };
+    }
     route.redirect = { status: directive.args[2] === 'permanent' ? 301 : 302, location };
     this.handled.add(directive);
     return route;
@@ -372,6 +455,13 @@ class NginxTranslator {
       if (directive.block && directive.name !== 'upstream') this.reportUnhandled(directive.block);
     }
   }
+}
+
+/** `^(?<t>[a-z0-9-]+)\.preview\.example\.com$`: one label of any name, then a fixed domain → `*.preview.example.com`. */
+function regexNameAsWildcard(regex: string): string | undefined {
+  const match = /^\^?\((?:\?<\w+>|\?P<\w+>)?(?:\[[^\].]*\][+*]|\.[+*]|\\w[+*]|\[\^\.\][+*])\)((?:\\\.[A-Za-z0-9-]+)+)\$$/.exec(regex);
+  if (!match) return undefined;
+  return `*${match[1]!.replace(/\\\./g, '.')}`.toLowerCase();
 }
 
 /** nginx sizes: 10m, 512k, 1g, bytes. */
