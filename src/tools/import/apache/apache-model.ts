@@ -226,6 +226,9 @@ const SKIP_REASONS: Readonly<Record<string, string>> = {
   expiresbytype: 'Switchyard passes Cache-Control/Expires from the backend unchanged',
   expiresdefault: 'Switchyard passes Cache-Control/Expires from the backend unchanged',
   namevirtualhost: 'name-based hosting is how Switchyard sites always work',
+  allowencodedslashes: 'Switchyard forwards paths as received, encoded slashes included',
+  accessfilename: '.htaccess files: Switchyard serves no files',
+  defaultruntimedir: 'Switchyard keeps no runtime files',
 };
 
 interface WalkContext {

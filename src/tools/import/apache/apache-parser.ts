@@ -54,7 +54,8 @@ interface ParseState {
  * Reads an Apache httpd config the way httpd does before any module sees it:
  * continuation lines joined, comments dropped, arguments split with quotes,
  * sections nested, Include/IncludeOptional followed (globs; relative to
- * ServerRoot when set, else the including file's folder), Define and ${NAME}
+ * ServerRoot when set, else the imported file's folder, else the including
+ * file's folder), Define and ${NAME}
  * substituted, <IfDefine> decided. Everything else is left to the translator.
  */
 export function parseApacheConfig(file: string, report: ImportReport): ParsedApacheConfig {
@@ -150,7 +151,7 @@ const FOREIGN_SECTIONS = new Set(['global', 'defaults', 'frontend', 'backend', '
 /** What a line looks like: Apache, clearly another format (nginx braces and semicolons, YAML or JSON keys, HAProxy sections), or an unknown word. */
 function lineShape(text: string): { shape: LineShape; why: string } {
   if (/^[{}[\]]/.test(text) || /^-\s/.test(text)) return { shape: 'foreign', why: 'JSON or YAML syntax' };
-  if (/[{};]\s*$/.test(text)) return { shape: 'foreign', why: 'nginx syntax (a block or a statement ending in ";")' };
+  if (/(^|\s)\{$/.test(text) || /^\}/.test(text) || /;$/.test(text)) return { shape: 'foreign', why: 'nginx syntax (a block or a statement ending in ";")' };
   const first = text.split(/\s+/, 1)[0]!;
   if (/^"?[^"\s]*"?:$/.test(first) || /^[\w.-]+:(\s|$)/.test(text)) return { shape: 'foreign', why: 'YAML or JSON syntax (a "key:")' };
   if (/^\[[^\]]*\]$/.test(text)) return { shape: 'foreign', why: 'INI syntax' };
@@ -247,8 +248,10 @@ function parseText(text: string, absolute: string, display: string, state: Parse
     if (lower === 'include' || lower === 'includeoptional') {
       const pattern = args[0];
       if (pattern === undefined) throw new ImportError(location, `${name} needs a file or pattern`);
-      const base = state.serverRoot ?? dirname(absolute);
-      const files = expandInclude(pattern, base);
+      // httpd takes relative names from ServerRoot, which is usually the main file's folder; failing that, the including file's.
+      const base = state.serverRoot ?? state.mainDir;
+      let files = expandInclude(pattern, base);
+      if (files.length === 0 && !isAbsolute(pattern) && dirname(absolute) !== base) files = expandInclude(pattern, dirname(absolute));
       if (files.length === 0) {
         if (lower === 'include') throw new ImportError(location, `Include ${pattern}: no file matches (looked in ${isAbsolute(pattern) ? dirname(pattern) : base}; use IncludeOptional if that is fine)`);
         state.report.skip(location, substituted, 'IncludeOptional: no file matches; nothing read');

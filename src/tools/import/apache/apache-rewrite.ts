@@ -114,11 +114,38 @@ export function translateRewriteRule(rule: RewriteRuleEntry, facts: RewriteFacts
   if (action.kind === 'proxy' && action.rewrite !== undefined) {
     // A template that gives back the path it was given changes nothing: drop it (and a regex that takes every path).
     const simplified = matches.map((match) => simplifyPath(match, action.rewrite!));
+    const everything = simplified.find((entry) => entry.identity && Object.keys(entry.match).length === 0);
+    if (everything) return { matches: [everything.match], action: { ...action, rewrite: undefined }, remarks, websocketConditions };
     if (simplified.every((entry) => entry.identity)) {
-      return { matches: simplified.map((entry) => entry.match), action: { ...action, rewrite: undefined }, remarks, websocketConditions };
+      return { matches: collapse(simplified.map((entry) => entry.match)), action: { ...action, rewrite: undefined }, remarks, websocketConditions };
     }
   }
+  if (action.kind !== 'proxy' && (action.kind !== 'redirect' || !/\$\{?\d/.test(action.location))) {
+    // A redirect or answer that uses no capture needs no regex that takes every path.
+    return { matches: collapse(matches.map((match) => (match.regex !== undefined && matchesEveryPath(match.regex) ? withoutRegex(match) : match))), action, remarks, websocketConditions };
+  }
   return { matches, action, remarks, websocketConditions };
+}
+
+/** When one way the conditions can hold takes every request, the others add nothing. */
+function collapse(matches: DraftMatch[]): DraftMatch[] {
+  const everything = matches.find((match) => Object.keys(match).length === 0);
+  return everything ? [everything] : matches;
+}
+
+function withoutRegex(match: DraftMatch): DraftMatch {
+  const rest = { ...match };
+  delete rest.regex;
+  return rest;
+}
+
+function matchesEveryPath(source: string): boolean {
+  try {
+    const regex = new RegExp(source);
+    return SAMPLE_PATHS.every((path) => regex.test(path));
+  } catch {
+    return false;
+  }
 }
 
 function ruleAction(rule: RewriteRuleEntry, groups: number, remarks: Remark[]): RewriteAction {
@@ -128,12 +155,12 @@ function ruleAction(rule: RewriteRuleEntry, groups: number, remarks: Remark[]): 
   if (flags.has('g')) return { kind: 'respond', status: 410 };
   if (substitution === '-') throw new RewriteSkip('a rule with no substitution ("-") and no [F] or [G] changes nothing Switchyard can carry over');
   const template = substitutionTemplate(substitution, groups);
-  const absolute = /^([a-z][a-z0-9+.-]*):\/\/([^/]*)(.*)$/i.exec(template);
+  const absolute = /^([a-z][a-z0-9+.-]*):\/\/([^/$]*)(.*)$/i.exec(template);
   if (flags.has('p')) {
     if (!absolute) throw new RewriteSkip('[P] needs an absolute URL (scheme://host/...)');
     const scheme = absolute[1]!.toLowerCase();
     const authority = absolute[2]!;
-    if (authority.includes('$')) throw new RewriteSkip('the backend host comes from a variable; Switchyard backends are fixed');
+    if (authority === '' || /^\$\{?(host|scheme|query)\b/.test(absolute[3]!)) throw new RewriteSkip('the backend host comes from a variable; Switchyard backends are fixed');
     const path = absolute[3] === '' ? '/' : absolute[3]!;
     if (flags.has('qsa') && path.includes('?')) throw new RewriteSkip('[QSA] with a query in the substitution (merging two queries) is not translated');
     return { kind: 'proxy', url: `${scheme}://${authority}`, scheme, authority, rewrite: path };
@@ -234,6 +261,13 @@ function translateCondition(condition: RewriteCondition, facts: RewriteFacts, re
   const variable = /^%\{([^}]+)\}$/.exec(test)?.[1];
   if (variable === undefined) throw new RewriteSkip(`${text}: the test string ${JSON.stringify(test)} is not translated`);
   const upper = variable.toUpperCase();
+  if (upper === 'SERVER_NAME') {
+    // With UseCanonicalName Off (the default) this is the name the client asked for: the Host header without its port.
+    const matcher = conditionMatcher(pattern, caseless, text);
+    const regex = pattern.startsWith('=') ? matcher.regex.replace(/\$$/, '(?::\\d+)?$') : matcher.regex;
+    if (negated) return { kind: 'header', name: 'Host', regex: `^(?![\\s\\S]*?(?:${regex}))` };
+    return { kind: 'header', name: 'Host', regex };
+  }
   const header = upper.startsWith('HTTP:') ? variable.slice(5) : HTTP_VARIABLES[upper];
   if (upper.startsWith('HTTP_') && header === undefined) {
     throw new RewriteSkip(`${text}: %{${variable}} is not a mod_rewrite variable (Apache reads it as empty); %{HTTP:Name} reads a header`);
@@ -460,8 +494,9 @@ function simplifyPath(match: DraftMatch, rewrite: string): { match: DraftMatch; 
   } catch {
     return { match, identity: false };
   }
-  const literal = anchoredLiteral(source) ?? '';
-  const samples = [...SAMPLE_PATHS, literal, `${literal}x`, `${literal}x/y`, `${literal}/x`].filter((path) => path.startsWith('/'));
+  // Paths the regex is about: its anchored literal, and those of its lookaheads.
+  const literals = [anchoredLiteral(source) ?? '', ...[...source.matchAll(/\^((?:\\[/.-]|[\w/-])+)/g)].map((found) => found[1]!.replace(/\\([/.-])/g, '$1'))];
+  const samples = [...SAMPLE_PATHS, ...literals.flatMap((literal) => [literal, `${literal}x`, `${literal}x/y`, `${literal}/x`])].filter((path) => path.startsWith('/'));
   let matched = 0;
   let all = true;
   for (const path of samples) {

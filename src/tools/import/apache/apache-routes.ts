@@ -1,7 +1,7 @@
 import { anchoredLiteral, hasPathPrefix } from '../../../router/route-matcher.js';
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
-import { escapeRegex, formatDuration, parseDurationMs, toJsRegex } from '../values.js';
+import { formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { HeaderEdit, LocationBlock, ProxyPassEntry, RedirectEntry, RewriteRuleEntry, Scope } from './apache-model.js';
 import type { ApacheDirective, ApacheSection } from './apache-parser.js';
 import { countGroups, RewriteSkip, simplifyRewrite, translateRewriteRule, type DraftMatch } from './apache-rewrite.js';
@@ -58,8 +58,10 @@ interface PendingRoute {
   /** The Apache path for prefix routes ('/' for a catch-all); undefined for regex routes. */
   readonly apachePrefix: string | undefined;
   readonly target: Target | undefined;
-  /** The backend URL's path ('' when none). */
+  /** The path `to` carries ('' when none). */
   readonly backendPath: string;
+  /** The backend URL's path as Apache wrote it ('' when none), for ProxyPassReverseCookiePath. */
+  readonly urlPath: string;
   /** Apache tunneled WebSockets on this route (ws://, upgrade=, a WebSocket RewriteCond). */
   readonly apacheWebSocket: boolean;
   /** `path|normalised URL` of its ProxyPass, for ProxyPassReverse. */
@@ -129,6 +131,11 @@ class SiteRoutes {
     }
 
     const kept = this.dropShadowed(pending);
+    if (kept.some((entry) => entry.kind === 'location' || entry.kind === 'proxypass')) {
+      for (const entry of kept) {
+        if (entry.kind === 'rewrite' && entry.route.to !== undefined) entry.comments.push('RewriteRule [P] comes before ProxyPass in Apache (mod_rewrite maps the URL first), so this route comes first');
+      }
+    }
     this.decorateFromLocations(kept, locations);
     this.headers(kept);
     this.timeouts(kept);
@@ -187,7 +194,6 @@ class SiteRoutes {
         return [];
       }
       target = resolved;
-      comments.push('RewriteRule [P] comes before ProxyPass in Apache (mod_rewrite maps the URL first), so this route comes first');
     }
     return translated.matches.map((match): PendingRoute => {
       const route: DraftRoute = {};
@@ -202,7 +208,7 @@ class SiteRoutes {
       }
       return {
         route, comments: [...comments], directive: rule.directive, label: `RewriteRule ${rule.pattern} (${sourceOf(rule.directive).split(' ')[0]})`, kind: 'rewrite',
-        location: undefined, apachePrefix: undefined, target, backendPath: '',
+        location: undefined, apachePrefix: undefined, target, backendPath: '', urlPath: '',
         apacheWebSocket: action.kind === 'proxy' && (translated.websocketConditions || target!.websocketScheme), reverseKey: undefined, timeoutKey: undefined,
       };
     });
@@ -256,15 +262,18 @@ class SiteRoutes {
     };
 
     if (entry.url === '!') {
-      const route: DraftRoute = { respond: { status: 404, body: 'Not Found' } };
-      if (Object.keys(match).length > 0) route.match = match;
+      const route: DraftRoute = { ...(Object.keys(match).length > 0 ? { match } : {}), respond: { status: 404, body: 'Not Found' } };
       comments.push('"!": Apache does not proxy these paths (it serves them from local files); Switchyard serves no files, so they get 404');
       this.skipOnce(directive, 'not proxied ("!"): Apache served these paths itself; Switchyard serves no files, so the route answers 404 — point it at a server that has them');
-      return { ...base, route, comments, target: undefined, backendPath: '', apacheWebSocket: false, timeoutKey: undefined };
+      return { ...base, route, comments, target: undefined, backendPath: '', urlPath: '', apacheWebSocket: false, timeoutKey: undefined };
     }
     const url = parseBackendUrl(entry.url);
     if (typeof url === 'string') {
       this.skipOnce(directive, url);
+      return undefined;
+    }
+    if (url.authority.includes('$')) {
+      this.skipOnce(directive, 'the backend host comes from a capture; Switchyard backends are fixed');
       return undefined;
     }
     const isBalancer = url.scheme === 'balancer';
@@ -336,12 +345,18 @@ class SiteRoutes {
         toPath = url.path === '/' ? '' : url.path;
       } else if (withSlash(url.path || '/') === withSlash(prefix)) {
         toPath = '';
+      } else if (!prefix.endsWith('/') && url.path !== '' && !url.path.endsWith('/')) {
+        // /push/ws → /ws and /push/ws/x → /ws/x (strip_prefix would send /ws/ for the bare path).
+        delete match.prefix;
+        match.regex = `^${escapePath(prefix)}((?:/.*)?)$`;
+        route.rewrite = `${escapeTemplate(url.path)}$1`;
+        toPath = '';
       } else {
         route.strip_prefix = true;
       }
       backendPath = toPath;
     }
-    const target = this.resolver.resolve({ ...url, path: isBalancer ? url.path : toPath }, this.facts.backendTls, directive, balancerKeys);
+    const target = this.resolver.resolve({ ...url, path: toPath }, this.facts.backendTls, directive, balancerKeys);
     if (typeof target === 'string') {
       this.skipOnce(directive, target);
       return undefined;
@@ -355,7 +370,7 @@ class SiteRoutes {
     if ((url.scheme === 'ws' || url.scheme === 'wss') && !websocketOnly) {
       comments.push(`${url.scheme}:// target: plain HTTP requests here go to the same backend too (as in Apache 2.4.47+)`);
     }
-    return { ...base, route: ordered, comments, target, backendPath: isBalancer ? url.path.replace(/\/$/, '') : backendPath, apacheWebSocket: apacheWebSocket || target.websocketScheme, timeoutKey };
+    return { ...base, route: ordered, comments, target, backendPath, urlPath: url.path, apacheWebSocket: apacheWebSocket || target.websocketScheme, timeoutKey };
   }
 
   /**
@@ -411,7 +426,7 @@ class SiteRoutes {
       }
       // mod_alias matches whole segments and appends the rest of the path to the URL.
       const trimmed = path.replace(/\/$/, '');
-      match = path === '/' ? { regex: '^/(.*)$' } : { regex: `^${escapeRegex(trimmed)}((?:/.*)?)$` };
+      match = path === '/' ? { regex: '^/(.*)$' } : { regex: `^${escapePath(trimmed)}((?:/.*)?)$` };
       if (entry.url !== undefined) location_ = path === '/' ? `${escapeTemplate(entry.url.replace(/\/$/, ''))}/$1` : `${escapeTemplate(entry.url.replace(/\/$/, ''))}$1`;
     }
     const route: DraftRoute = { match };
@@ -430,7 +445,7 @@ class SiteRoutes {
     }
     return {
       route, comments, directive, label: `${directive.name} ${entry.path} (${where})`, kind, location, apachePrefix: undefined, target: undefined,
-      backendPath: '', apacheWebSocket: false, reverseKey: undefined, timeoutKey: undefined,
+      backendPath: '', urlPath: '', apacheWebSocket: false, reverseKey: undefined, timeoutKey: undefined,
     };
   }
 
@@ -439,7 +454,7 @@ class SiteRoutes {
   private dropShadowed(pending: readonly PendingRoute[]): PendingRoute[] {
     const kept: PendingRoute[] = [];
     for (const entry of pending) {
-      const earlier = kept.find((other) => covers(other.route, entry.route));
+      const earlier = kept.find((other) => covers(other.route, entry.route)) ?? this.coveredByPair(kept, entry);
       if (!earlier) {
         kept.push(entry);
         continue;
@@ -447,6 +462,16 @@ class SiteRoutes {
       this.skipOnce(entry.location && entry.kind === 'location' ? entry.location.section : entry.directive, `never used: ${earlier.label} takes every request it would, first (${precedence(earlier.kind, entry.kind)})`);
     }
     return kept;
+  }
+
+  /** A route that takes WebSocket handshakes and one that takes the rest, both ahead of it (the RewriteCond =websocket / !=websocket pair). */
+  private coveredByPair(kept: readonly PendingRoute[], entry: PendingRoute): PendingRoute | undefined {
+    const upgrade = entry.route.match?.upgrade ?? 'any';
+    if (upgrade !== 'any') return undefined;
+    const asKind = (kind: 'websocket' | 'none'): DraftRoute => ({ ...entry.route, match: { ...entry.route.match, upgrade: kind } });
+    const websocket = kept.find((other) => other.route.match?.upgrade === 'websocket' && covers(other.route, asKind('websocket')));
+    const plain = kept.find((other) => other.route.match?.upgrade === 'none' && covers(other.route, asKind('none')));
+    return websocket && plain ? { ...plain, label: `${websocket.label} with ${plain.label}` } : undefined;
   }
 
   // ------------------------------------------------------------ decoration
@@ -465,6 +490,9 @@ class SiteRoutes {
         const coverage = locationCoverage(location, route);
         if (coverage === 'all') covered.push(route);
         else if (coverage === 'part' && route.route.to !== undefined) partial.push(route);
+      }
+      if (location.auth.length > 0 || location.requires.some((require) => isAuthRequire(require))) {
+        if (covered.length + partial.length > 0) this.adviseOnce(location.section, 'unsafe: Apache asked for authentication here (AuthType / Require user, group, valid-user, ...); Switchyard does not authenticate, so these requests reach the backend unchecked: put the check in the backend, or limit the route with allow:');
       }
       for (const route of partial) {
         this.skipOnce(location.section, `its headers or access rules apply to only part of what ${route.label} proxies: not translated (add a route for ${location.path} above it to carry them)`);
@@ -537,7 +565,7 @@ class SiteRoutes {
       else this.adviseOnce(directive, `redundant: Switchyard sets ${edit.name === 'X-Forwarded-Server' ? 'X-Forwarded-Host' : edit.name} itself`);
       return undefined;
     }
-    if (edit.request && lower === 'x-forwarded-proto' && edit.action !== 'unset' && (edit.value ?? '').toLowerCase() === (this.facts.tls ? 'https' : 'http')) {
+    if (edit.request && lower === 'x-forwarded-proto' && edit.action !== 'unset' && ((edit.value ?? '').toLowerCase() === (this.facts.tls ? 'https' : 'http') || /%\{(REQUEST_SCHEME|HTTPS)\}/i.test(edit.value ?? ''))) {
       this.adviseOnce(directive, `redundant: Switchyard sets X-Forwarded-Proto (${this.facts.tls ? 'https' : 'http'} here) itself`);
       return undefined;
     }
@@ -545,13 +573,13 @@ class SiteRoutes {
       this.skipOnce(directive, `${edit.action}: only set, add, append and unset are translated`);
       return undefined;
     }
+    if (edit.value !== undefined && /%\{|%[a-zA-Z]/.test(edit.value)) {
+      this.skipOnce(directive, 'the value uses variables (%{...}); Switchyard header values are constants');
+      return undefined;
+    }
     const extra = edit.extra.filter((word) => word.toLowerCase() !== 'early');
     if (extra.length > 0) {
       this.skipOnce(directive, `conditional (${extra.join(' ')}): Switchyard header edits apply to every request of the route`);
-      return undefined;
-    }
-    if (edit.value !== undefined && /%\{|%[a-zA-Z]/.test(edit.value)) {
-      this.skipOnce(directive, 'the value uses variables (%{...}); Switchyard header values are constants');
       return undefined;
     }
     if (edit.value !== undefined && edit.value.includes('${')) {
@@ -563,10 +591,7 @@ class SiteRoutes {
 
   private applyAccess(route: PendingRoute, location: LocationBlock): void {
     if (route.route.to === undefined) return;
-    if (location.auth.length > 0 || location.requires.some((require) => isAuthRequire(require))) {
-      this.adviseOnce(location.section, 'unsafe: Apache asked for authentication here (AuthType / Require user, group, valid-user, ...); Switchyard does not authenticate, so the route is open to anyone who reaches it: put the check in the backend, or limit the route with allow:');
-      return;
-    }
+    if (location.auth.length > 0 || location.requires.some((require) => isAuthRequire(require))) return;
     const allow: string[] = [];
     const deny: string[] = [];
     let denied = false;
@@ -669,12 +694,15 @@ class SiteRoutes {
         for (const route of matched) enable(route, `${sourceOf(directive)} → reverse_rewrite (Domain=${internal} becomes the client's host)`);
         continue;
       }
-      const matched = proxied.filter((route) => route.apachePrefix !== undefined && withSlash(route.apachePrefix) === withSlash(external || '/') && withSlash(route.backendPath || '/') === withSlash(internal || '/'));
+      const matched = proxied.filter((route) => route.apachePrefix !== undefined && withSlash(route.apachePrefix) === withSlash(external || '/') && withSlash(route.urlPath || '/') === withSlash(internal || '/'));
       if (matched.length === 0) {
         this.skipOnce(directive, `no route maps ${external} to ${internal}: Switchyard rewrites cookie paths only between a route's prefix and its backend path`);
         continue;
       }
-      for (const route of matched) enable(route, `${sourceOf(directive)} → reverse_rewrite (Path=${internal} becomes ${external})`);
+      for (const route of matched) {
+        if (withSlash(internal) === withSlash(external)) route.comments.push(`${sourceOf(directive)}: the same path on both sides, nothing to rewrite`);
+        else enable(route, `${sourceOf(directive)} → reverse_rewrite (Path=${internal} becomes ${external})`);
+      }
     }
   }
 
@@ -827,6 +855,11 @@ function authorityOf(url: string): string | undefined {
 
 function hostOf(authority: string): string {
   return authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.replace(/:\d+$/, '');
+}
+
+/** A path as a regex (slashes stay as they are). */
+function escapePath(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** A literal URL in a redirect template: $ doubles. */

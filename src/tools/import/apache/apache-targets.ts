@@ -143,6 +143,10 @@ export class TargetResolver {
 
   private upstreamTls(tls: BackendTls): DraftUpstream['tls'] | undefined {
     if (tls.insecure.length === 0 && !tls.ca && !tls.client) return undefined;
+    for (const directive of tls.insecure) {
+      this.once(directive, 'insecure', () => this.report.advise(directive.location, directive.text,
+        'unsafe: the backend\'s certificate is not checked (tls.insecure: true on its upstream), so anyone on the path can pose as it; give tls.ca instead'));
+    }
     return {
       ...(tls.insecure.length > 0 ? { insecure: true } : {}),
       ...(tls.ca ? { ca: tls.ca.path } : {}),

@@ -128,6 +128,8 @@ class ApacheTranslator {
   }
 
   private nameSites(served: readonly Scope[]): void {
+    const mainName = this.use(this.model.main.settings.get('servername'));
+    if (mainName && served.includes(this.model.main)) this.draft.comment(this.draft.sites, `${sourceOf(mainName)}: the main server's name (its site takes every name)`);
     const bases = served.map((scope) => this.serverNames(scope, false)[0] ?? (scope.kind === 'main' ? 'main' : 'default'));
     served.forEach((scope, index) => {
       let base = bases[index]!;
@@ -371,9 +373,10 @@ class ApacheTranslator {
       for (const directive of scope.settings.values()) {
         if (this.used.has(directive)) continue;
         this.used.add(directive);
-        this.report.skip(directive.location, directive.text, scope.kind === 'main' && this.model.vhosts.length > 0 && !directive.lower.startsWith('ssl')
-          ? 'not used: nothing it applies to was translated'
-          : 'not used by the translation');
+        let why = 'not used by the translation';
+        if (directive.lower === 'sslprotocol' || directive.lower === 'sslciphersuite') why = 'not used: each TLS listener takes it from its first <VirtualHost>, which sets its own';
+        else if (scope.kind === 'main' && this.model.vhosts.length > 0) why = 'not used: nothing it applies to was translated';
+        this.report.skip(directive.location, directive.text, why);
       }
     }
   }
@@ -419,11 +422,12 @@ class ApacheTranslator {
     }
     const preserve = this.use(this.setting(scope, 'proxypreservehost'));
     const preserveHost = this.isOn(preserve);
-    if (!preserveHost) {
+    const preserveComment = (): void => {
+      if (preserveHost || !site.routes.some((route) => route.preserve_host === false)) return;
       this.draft.comment(site, preserve
         ? `${sourceOf(preserve)}: backends get their own host:port as Host (preserve_host: false)`
         : 'no ProxyPreserveHost On (Apache\'s default is Off): backends get their own host:port as Host (preserve_host: false)');
-    }
+    };
 
     const own = (name: string): ApacheDirective | undefined => scope.settings.get(name);
     const response = this.use(own('proxytimeout')) ?? this.use(this.model.main.settings.get('proxytimeout')) ?? this.use(own('timeout')) ?? this.use(this.model.main.settings.get('timeout'));
@@ -461,6 +465,7 @@ class ApacheTranslator {
     } else {
       site.routes = routes;
     }
+    preserveComment();
     this.draft.sites.push(site);
   }
 }
