@@ -64,7 +64,7 @@ type Condition =
   | { readonly kind: 'upgrade'; readonly value: 'websocket' | 'none' }
   | { readonly kind: 'header'; readonly name: string; readonly regex: string }
   | { readonly kind: 'present'; readonly name: string }
-  | { readonly kind: 'path'; readonly regex: string }
+  | { readonly kind: 'path'; readonly regex: string; readonly negated: boolean }
   | { readonly kind: 'methods'; readonly methods: readonly string[] }
   | { readonly kind: 'true' }
   | { readonly kind: 'false'; readonly why: string };
@@ -318,7 +318,7 @@ function translateCondition(condition: RewriteCondition, facts: RewriteFacts, re
     case 'REQUEST_URI':
     case 'REQUEST_FILENAME':
     case 'SCRIPT_FILENAME':
-      return { kind: 'path', regex: negated ? `^(?![\\s\\S]*?(?:${neutralise(matcher.pathRegex)}))` : `^(?=[\\s\\S]*?(?:${neutralise(matcher.pathRegex)}))` };
+      return { kind: 'path', regex: matcher.pathRegex, negated };
     case 'REQUEST_METHOD': {
       const methods = METHODS.filter((method) => matcher.test(method) !== negated);
       if (methods.length === 0) return { kind: 'false', why: `${text}: no method matches` };
@@ -417,7 +417,7 @@ function multiply(groups: readonly Condition[][]): Condition[][] {
 /** The match for one conjunct of conditions, or why it never holds. */
 function combine(conditions: readonly Condition[], pathRegex: string): DraftMatch | string {
   const match: DraftMatch = {};
-  const pathParts: string[] = [];
+  const pathParts: { regex: string; negated: boolean }[] = [];
   const headerParts = new Map<string, { name: string; regexes: string[]; present: boolean }>();
   let methods: string[] | undefined;
   for (const condition of conditions) {
@@ -431,7 +431,7 @@ function combine(conditions: readonly Condition[], pathRegex: string): DraftMatc
         match.upgrade = condition.value;
         break;
       case 'path':
-        pathParts.push(condition.regex);
+        pathParts.push(condition);
         break;
       case 'methods':
         methods = methods === undefined ? [...condition.methods] : methods.filter((method) => condition.methods.includes(method));
@@ -458,11 +458,16 @@ function combine(conditions: readonly Condition[], pathRegex: string): DraftMatc
     }
     match.headers = headers;
   }
+  const ruleTakesAll = countGroups(pathRegex) === 0 && matchesEveryPath(pathRegex);
   if (pathParts.length === 0) {
     match.regex = pathRegex;
+  } else if (ruleTakesAll && pathParts.length === 1 && !pathParts[0]!.negated) {
+    // RewriteCond %{REQUEST_URI} X + RewriteRule .* → the condition's regex is the route's.
+    match.regex = pathParts[0]!.regex;
   } else {
     // Lookaheads at the start keep the rule's own groups first ($1 stays $1).
-    match.regex = `^${pathParts.map((part) => part.replace(/^\^/, '')).join('')}[\\s\\S]*?(?:${pathRegex})`;
+    const lookaheads = pathParts.map((part) => `(?${part.negated ? '!' : '='}[\\s\\S]*?(?:${neutralise(part.regex)}))`).join('');
+    match.regex = ruleTakesAll ? `^${lookaheads}` : `^${lookaheads}[\\s\\S]*?(?:${pathRegex})`;
   }
   return match;
 }
@@ -485,7 +490,11 @@ const SAMPLE_PATHS = [
  */
 function simplifyPath(match: DraftMatch, rewrite: string): { match: DraftMatch; identity: boolean } {
   const source = match.regex;
-  if (source === undefined) return { match, identity: false };
+  if (source === undefined) return { match, identity: rewrite === '$path' || rewrite === '${path}' };
+  if (rewrite === '$path' || rewrite === '${path}') {
+    // %{REQUEST_URI} gives back the path whatever the regex.
+    return { match: matchesEveryPath(source) ? withoutRegex(match) : match, identity: true };
+  }
   let regex: RegExp;
   let template: Template;
   try {
