@@ -209,6 +209,120 @@ describe('import apache: parsing', () => {
   });
 });
 
+describe('import apache: semantics the fixtures do not show', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'switchyard-import-apache-semantics-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const translate = (lines: readonly string[]): { sites: ReturnType<typeof translateApache>['draft']['sites']; listeners: ReturnType<typeof translateApache>['draft']['listeners']; report: string } => {
+    const file = join(dir, `case-${Math.random().toString(36).slice(2)}.conf`);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { draft, report } = translateApache(file);
+    return { sites: draft.sites, listeners: draft.listeners, report: report.describe().join('\n') };
+  };
+
+  test('ProxyWebsocketFallbackToProxyHttp Off: ws:// entries take only WebSocket handshakes, plain requests fall through', () => {
+    const { sites } = translate([
+      'ProxyWebsocketFallbackToProxyHttp Off',
+      '<VirtualHost *:80>',
+      '  ProxyPass /ws/ ws://127.0.0.1:9001/ws/',
+      '  ProxyPass / http://127.0.0.1:9002/',
+      '</VirtualHost>',
+    ]);
+    assert.deepEqual(sites[0]!.routes.map((route) => [route.match, route.to]), [
+      [{ prefix: '/ws/', upgrade: 'websocket' }, 'ws://127.0.0.1:9001'],
+      [undefined, 'http://127.0.0.1:9002'],
+    ]);
+  });
+
+  test('ProxyPass path mapping: same path, other path, no trailing slashes, mismatched slashes', () => {
+    const { sites, report } = translate([
+      '<VirtualHost *:80>',
+      '  ProxyPass /same/ http://127.0.0.1:9001/same/',
+      '  ProxyPass /app/ http://127.0.0.1:9001/x/',
+      '  ProxyPass /push/ws ws://127.0.0.1:9001/ws',
+      '  ProxyPass /odd/ http://127.0.0.1:9001/odd',
+      '</VirtualHost>',
+    ]);
+    const routes = sites[0]!.routes;
+    assert.deepEqual(routes[0], { match: { prefix: '/same/' }, to: 'http://127.0.0.1:9001', preserve_host: false });
+    assert.deepEqual(routes[1], { match: { prefix: '/app/' }, to: 'http://127.0.0.1:9001/x/', strip_prefix: true, preserve_host: false });
+    assert.deepEqual(routes[2], { match: { regex: '^/push/ws((?:/.*)?)$' }, to: 'ws://127.0.0.1:9001', rewrite: '/ws$1', preserve_host: false });
+    assert.match(report, /:5:3: ProxyPass \/odd\/ http:\/\/127\.0\.0\.1:9001\/odd: the path and the URL differ in their trailing slash/);
+  });
+
+  test('a ProxyPass outside <Location> loses to one inside, and a later <Location> to an earlier more general one', () => {
+    const { sites, report } = translate([
+      '<VirtualHost *:80>',
+      '  ProxyPass /api/ http://127.0.0.1:9001/',
+      '  <Location />',
+      '    ProxyPass http://127.0.0.1:9002/',
+      '  </Location>',
+      '</VirtualHost>',
+    ]);
+    assert.deepEqual(sites[0]!.routes.map((route) => route.to), ['http://127.0.0.1:9002']);
+    assert.match(report, /:2:3: ProxyPass \/api\/ http:\/\/127\.0\.0\.1:9001\/: never used: <Location \/> ProxyPass .* \(a ProxyPass inside <Location> takes precedence over ProxyPass outside\)/);
+  });
+
+  test('SSLEngine on without a certificate: a plain listener and a note', () => {
+    const { listeners, report } = translate([
+      '<VirtualHost *:443>',
+      '  ServerName a.example',
+      '  SSLEngine on',
+      '  ProxyPass / http://127.0.0.1:9001/',
+      '</VirtualHost>',
+    ]);
+    assert.deepEqual(listeners, [{ address: ':443', sites: ['a.example'] }]);
+    assert.match(report, /:3:3: SSLEngine on: SSLEngine on without a usable SSLCertificateFile/);
+  });
+
+  test('RewriteCond forms: [OR] groups, negated Host, methods, %{HTTPS}, header regexes; unsupported ones skip the rule', () => {
+    const { sites, report } = translate([
+      '<VirtualHost *:80>',
+      '  ServerName a.example',
+      '  RewriteEngine On',
+      '  RewriteCond %{HTTP_HOST} !^www\\. [NC]',
+      '  RewriteCond %{REQUEST_METHOD} ^(GET|HEAD)$',
+      '  RewriteRule ^/(.*)$ http://www.a.example/$1 [R=301,L]',
+      '  RewriteCond %{HTTP:X-Api-Version} ^2 [OR]',
+      '  RewriteCond %{HTTP_USER_AGENT} bot [NC]',
+      '  RewriteRule ^/api/(.*)$ http://127.0.0.1:9002/v2/$1 [P]',
+      '  RewriteCond %{HTTPS} on',
+      '  RewriteRule ^ - [F]',
+      '  RewriteCond %{QUERY_STRING} debug=1',
+      '  RewriteRule ^ - [F]',
+      '  ProxyPass / http://127.0.0.1:9001/',
+      '</VirtualHost>',
+    ]);
+    const routes = sites[0]!.routes;
+    assert.deepEqual(routes[0]!.match, { methods: ['GET', 'HEAD'], headers: { Host: { regex: '^(?![\\s\\S]*?(?:^www\\.))' } }, regex: '^/(.*)$' });
+    assert.deepEqual(routes[0]!.redirect, { status: 301, location: 'http://www.a.example/$1' });
+    assert.deepEqual(routes[1]!.match, { headers: { 'X-Api-Version': { regex: '^2' } }, regex: '^/api/(.*)$' });
+    assert.deepEqual(routes[2]!.match, { headers: { 'User-Agent': { regex: 'bot' } }, regex: '^/api/(.*)$' });
+    assert.equal(routes[2]!.rewrite, '/v2/$1');
+    assert.equal(routes[3]!.to, 'http://127.0.0.1:9001');
+    assert.match(report, /:11:3: RewriteRule \^ - \[F\]: its conditions never hold here \(RewriteCond %\{HTTPS\} on: this server is not TLS\)/);
+    assert.match(report, /:13:3: RewriteRule \^ - \[F\]: RewriteCond %\{QUERY_STRING\} debug=1: conditions on %\{QUERY_STRING\} are not translated/);
+  });
+
+  test('<IfModule !...> contents are left out; <IfModule> contents are read', () => {
+    const { sites, report } = translate([
+      '<IfModule !mod_proxy.c>',
+      '  Listen 8080',
+      '</IfModule>',
+      '<IfModule mod_proxy.c>',
+      '  <VirtualHost *:80>',
+      '    ProxyPass / http://127.0.0.1:9001/',
+      '  </VirtualHost>',
+      '</IfModule>',
+    ]);
+    assert.equal(sites[0]!.routes[0]!.to, 'http://127.0.0.1:9001');
+    assert.match(report, /:1:1: <IfModule !mod_proxy\.c>: the translation assumes every module is loaded/);
+  });
+});
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

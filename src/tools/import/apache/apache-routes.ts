@@ -486,11 +486,13 @@ class SiteRoutes {
       if (!relevant) continue;
       const covered: PendingRoute[] = [];
       const partial: PendingRoute[] = [];
-      for (const route of routes) {
+      const whole: DraftRoute = { match: location.regex ? { regex: location.path } : location.path === '/' ? {} : { prefix: location.path } };
+      routes.forEach((route, index) => {
         const coverage = locationCoverage(location, route);
         if (coverage === 'all') covered.push(route);
-        else if (coverage === 'part' && route.route.to !== undefined) partial.push(route);
-      }
+        // Part of the Location's requests reach this route only if no route before it takes them all.
+        else if (coverage === 'part' && route.route.to !== undefined && !routes.slice(0, index).some((earlier) => covers(earlier.route, whole))) partial.push(route);
+      });
       if (location.auth.length > 0 || location.requires.some((require) => isAuthRequire(require))) {
         if (covered.length + partial.length > 0) this.adviseOnce(location.section, 'unsafe: Apache asked for authentication here (AuthType / Require user, group, valid-user, ...); Switchyard does not authenticate, so these requests reach the backend unchecked: put the check in the backend, or limit the route with allow:');
       }

@@ -375,6 +375,7 @@ class ApacheTranslator {
         this.used.add(directive);
         let why = 'not used by the translation';
         if (directive.lower === 'sslprotocol' || directive.lower === 'sslciphersuite') why = 'not used: each TLS listener takes it from its first <VirtualHost>, which sets its own';
+        else if (directive.lower === 'timeout' && (scope.settings.has('proxytimeout') || this.model.main.settings.has('proxytimeout'))) why = 'not used: ProxyTimeout sets the proxy\'s timeouts here';
         else if (scope.kind === 'main' && this.model.vhosts.length > 0) why = 'not used: nothing it applies to was translated';
         this.report.skip(directive.location, directive.text, why);
       }
