@@ -114,12 +114,22 @@ export function logicalLines(text: string): LogicalLine[] {
  * \\ stand for the character.
  */
 export function splitArgs(text: string): string[] {
+  return splitArgsAndComment(text).args;
+}
+
+/**
+ * The arguments, and the rest of the line from an unquoted word that starts
+ * with # (Apache has no comments after a directive: it reads such words as
+ * arguments, and most directives then refuse them).
+ */
+export function splitArgsAndComment(text: string): { args: string[]; comment: string | undefined } {
   const words: string[] = [];
   let i = 0;
   while (i < text.length) {
     while (i < text.length && /\s/.test(text[i]!)) i += 1;
     if (i >= text.length) break;
     const quote = text[i];
+    if (quote === '#' && words.length > 0) return { args: words, comment: text.slice(i) };
     let word = '';
     if (quote === '"' || quote === "'") {
       i += 1;
@@ -141,7 +151,7 @@ export function splitArgs(text: string): string[] {
     }
     words.push(word);
   }
-  return words;
+  return { args: words, comment: undefined };
 }
 
 type LineShape = 'apache' | 'foreign' | 'unknown';
@@ -230,10 +240,13 @@ function parseText(text: string, absolute: string, display: string, state: Parse
       open.push({ section, into: section.children, skipped: outerSkipped });
       continue;
     }
-    const args = splitArgs(substituted);
+    const { args, comment } = splitArgsAndComment(substituted);
     const name = args.shift() ?? '';
     const lower = name.toLowerCase();
     if (open.length > 0 && open[open.length - 1]!.skipped) continue;
+    if (comment !== undefined) {
+      state.report.skip(location, substituted, `${JSON.stringify(shorten(comment))} is left out: Apache has no comments after a directive (it reads these words as arguments, which most directives refuse)`);
+    }
     if (lower === 'define') {
       if (args[0] !== undefined) state.defines.set(args[0], args[1] ?? '');
       continue;
@@ -248,10 +261,14 @@ function parseText(text: string, absolute: string, display: string, state: Parse
     if (lower === 'include' || lower === 'includeoptional') {
       const pattern = args[0];
       if (pattern === undefined) throw new ImportError(location, `${name} needs a file or pattern`);
-      // httpd takes relative names from ServerRoot, which is usually the main file's folder; failing that, the including file's.
-      const base = state.serverRoot ?? state.mainDir;
-      let files = expandInclude(pattern, base);
-      if (files.length === 0 && !isAbsolute(pattern) && dirname(absolute) !== base) files = expandInclude(pattern, dirname(absolute));
+      // httpd takes relative names from ServerRoot, usually the main file's folder (a copy elsewhere has it there too); failing that, the including file's.
+      const bases = [...new Set([state.serverRoot, state.mainDir, dirname(absolute)].filter((dir): dir is string => dir !== undefined))];
+      const base = bases[0]!;
+      let files: string[] = [];
+      for (const dir of isAbsolute(pattern) ? [base] : bases) {
+        files = expandInclude(pattern, dir);
+        if (files.length > 0) break;
+      }
       if (files.length === 0) {
         if (lower === 'include') throw new ImportError(location, `Include ${pattern}: no file matches (looked in ${isAbsolute(pattern) ? dirname(pattern) : base}; use IncludeOptional if that is fine)`);
         state.report.skip(location, substituted, 'IncludeOptional: no file matches; nothing read');

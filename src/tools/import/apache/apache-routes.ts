@@ -43,6 +43,8 @@ export interface RouteDeps {
   readonly draft: ConfigDraft;
   readonly report: ImportReport;
   readonly resolver: TargetResolver;
+  /** Notes already reported (a main-server directive is seen by every site that inherits it). */
+  readonly reported: Set<string>;
 }
 
 type Kind = 'rewrite' | 'location' | 'proxypass' | 'redirect';
@@ -84,9 +86,10 @@ class SiteRoutes {
   private readonly draft: ConfigDraft;
   private readonly report: ImportReport;
   private readonly resolver: TargetResolver;
-  private readonly advised = new Set<string>();
+  private readonly advised: Set<string>;
 
   constructor(private readonly facts: SiteFacts, deps: RouteDeps) {
+    this.advised = deps.reported;
     this.draft = deps.draft;
     this.report = deps.report;
     this.resolver = deps.resolver;

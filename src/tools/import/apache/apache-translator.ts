@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigDraft, type DraftListener, type DraftRoute, type DraftSite } from '../config-draft.js';
 import { ImportReport } from '../import-report.js';
@@ -21,7 +22,7 @@ export function translateApache(file: string): Translation {
   const draft = new ConfigDraft();
   const parsed = parseApacheConfig(file, report);
   const model = collectApacheModel(parsed.nodes, report);
-  new ApacheTranslator(draft, report, model).run();
+  new ApacheTranslator(draft, report, model, parsed.mainDir).run();
   return { draft, report };
 }
 
@@ -39,8 +40,9 @@ class ApacheTranslator {
   private readonly used = new Set<ApacheDirective>();
   private readonly listeners = new Map<string, PlannedListener>();
   private readonly siteNames = new Map<Scope, string>();
+  private readonly reportedNotes = new Set<string>();
 
-  constructor(private readonly draft: ConfigDraft, private readonly report: ImportReport, private readonly model: ApacheModel) {
+  constructor(private readonly draft: ConfigDraft, private readonly report: ImportReport, private readonly model: ApacheModel, private readonly mainDir: string) {
     this.resolver = new TargetResolver(draft, report, model.balancers);
   }
 
@@ -257,7 +259,11 @@ class ApacheTranslator {
       this.skipOnce(directive, `${path} uses a variable that is not defined in these files (httpd's environment, e.g. Debian's envvars)`);
       return undefined;
     }
-    return isAbsolute(path) ? path : resolve(directive.root, path);
+    if (isAbsolute(path)) return path;
+    const fromRoot = resolve(directive.root, path);
+    // A copied config whose ServerRoot (/etc/httpd) is elsewhere: its files may sit beside the imported file.
+    const fromMain = resolve(this.mainDir, path);
+    return existsSync(fromRoot) || !existsSync(fromMain) ? fromRoot : fromMain;
   }
 
   private skipOnce(node: ApacheDirective | ApacheSection, why: string): void {
@@ -456,7 +462,7 @@ class ApacheTranslator {
       rewriteOptions,
       wsIdleTimeout: wsIdle,
     };
-    const routes = buildSiteRoutes(facts, { draft: this.draft, report: this.report, resolver: this.resolver });
+    const routes = buildSiteRoutes(facts, { draft: this.draft, report: this.report, resolver: this.resolver, reported: this.reportedNotes });
     if (routes.length === 0) {
       const respond: DraftRoute = { respond: { status: 404, body: 'Not Found' } };
       this.draft.comment(respond, 'no ProxyPass, RewriteRule [P] or Redirect here: Apache served local content, which Switchyard does not (404)');
