@@ -1,4 +1,4 @@
-import type { ConnectionOptions } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import { buildConnector, Pool } from 'undici';
 import type { UpstreamTlsConfig } from '../config/model.js';
@@ -84,7 +84,7 @@ export class UpstreamServer {
     this.port = parsed.port;
     this.origin = parsed.origin;
     this.basePath = parsed.basePath;
-    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername) : undefined;
+    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername, parsed.hostname) : undefined;
     this.http2 = options.http2 ?? false;
   }
 
@@ -148,7 +148,9 @@ export class UpstreamServer {
  * the TLS error first keeps it, so the client gets SY_UPSTREAM_TLS, not a reset.
  */
 function keepTlsErrors(connect: buildConnector.connector): buildConnector.connector {
-  return (options, callback) => connect(options, (err, socket) => {
+  // undici names the server after each request's Host; an empty name makes it use
+  // the connector's own (tls.servername, else the URL's host), as documented.
+  return (options, callback) => connect({ ...options, servername: '' }, (err, socket) => {
     if (socket) (socket as Socket).prependListener('error', destroyOnTlsError);
     // undici's callback type is a union of (err, null) and (null, socket).
     (callback as (err: Error | null, socket: Socket | null) => void)(err, socket as Socket | null);
@@ -180,10 +182,13 @@ function withPort(host: string, port: number, secure: boolean): string {
   return port === (secure ? 443 : 80) ? host : `${host}:${port}`;
 }
 
-function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined): ConnectionOptions {
+function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined, address: string): ConnectionOptions {
   const name = tls?.servername ?? servername;
   return {
     ...(name !== undefined ? { servername: name } : {}),
+    // A server given by IP address has no SNI name: undici would then check the
+    // certificate against the request's Host, so pin the check to the address.
+    ...(name === undefined ? { checkServerIdentity: (_host: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(address, cert) } : {}),
     ...(tls?.ca ? { ca: tls.ca } : {}),
     ...(tls?.cert ? { cert: tls.cert } : {}),
     ...(tls?.key ? { key: tls.key } : {}),
