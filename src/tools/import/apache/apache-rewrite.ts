@@ -222,8 +222,11 @@ export function substitutionTemplate(substitution: string, groups: number): stri
             out += variable('path', after);
             continue;
           case 'HTTP_HOST':
-          case 'SERVER_NAME':
             out += variable('host', after);
+            continue;
+          case 'SERVER_NAME':
+            // The name the client asked for, without its port (UseCanonicalName Off, the default).
+            out += variable('hostname', after);
             continue;
           case 'REQUEST_SCHEME':
             out += variable('scheme', after);
