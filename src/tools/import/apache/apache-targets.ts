@@ -90,6 +90,8 @@ export class TargetResolver {
   private readonly tlsUpstreams = new Map<string, string>();
   private readonly balancerUpstreams = new Map<string, string>();
   private readonly noted = new Set<string>();
+  /** Balancer names some route proxies to. */
+  readonly usedBalancers = new Set<string>();
 
   constructor(private readonly draft: ConfigDraft, private readonly report: ImportReport, private readonly balancers: ReadonlyMap<string, BalancerDef>) {}
 
@@ -157,6 +159,7 @@ export class TargetResolver {
   private balancer(url: BackendUrl, tls: BackendTls, at: ApacheDirective, proxyPassKeys: readonly (readonly [string, string])[]): Target | string {
     const def = this.balancers.get(url.authority.toLowerCase());
     if (!def || def.members.length === 0) return `balancer://${url.authority} has no BalancerMember`;
+    this.usedBalancers.add(def.name);
     const settings = new Map<string, { value: string; directive: ApacheDirective }>(def.settings);
     for (const [key, value] of proxyPassKeys) settings.set(key, { value, directive: at });
     const servers: DraftServer[] = [];

@@ -22,7 +22,7 @@ export function translateApache(file: string): Translation {
   const draft = new ConfigDraft();
   const parsed = parseApacheConfig(file, report);
   const model = collectApacheModel(parsed.nodes, report);
-  new ApacheTranslator(draft, report, model, parsed.mainDir).run();
+  new ApacheTranslator(draft, report, model, parsed.mainDir, file).run();
   return { draft, report };
 }
 
@@ -42,7 +42,7 @@ class ApacheTranslator {
   private readonly siteNames = new Map<Scope, string>();
   private readonly reportedNotes = new Set<string>();
 
-  constructor(private readonly draft: ConfigDraft, private readonly report: ImportReport, private readonly model: ApacheModel, private readonly mainDir: string) {
+  constructor(private readonly draft: ConfigDraft, private readonly report: ImportReport, private readonly model: ApacheModel, private readonly mainDir: string, private readonly mainFile: string) {
     this.resolver = new TargetResolver(draft, report, model.balancers);
   }
 
@@ -55,6 +55,21 @@ class ApacheTranslator {
     for (const planned of this.listeners.values()) this.listener(planned);
     this.accessLog();
     this.unusedSettings();
+    this.unusedParts(served);
+  }
+
+  /** Balancers no route uses, and main-server rewrite rules no site runs. */
+  private unusedParts(served: readonly Scope[]): void {
+    for (const balancer of this.model.balancers.values()) {
+      if (this.resolver.usedBalancers.has(balancer.name)) continue;
+      for (const member of balancer.members) this.skipOnce(member.directive, `no ProxyPass or RewriteRule uses balancer://${balancer.name}`);
+    }
+    const inherited = this.model.vhosts.some((vhost) => served.includes(vhost) && /\binherit(before)?\b/i.test(vhost.settings.get('rewriteoptions')?.text ?? ''));
+    if (!served.includes(this.model.main) && !inherited) {
+      for (const rule of this.model.main.rewriteRules) {
+        this.skipOnce(rule.directive, 'a main-server RewriteRule applies only to requests no <VirtualHost> takes, and every address here has one (RewriteOptions Inherit in a <VirtualHost> would run it there)');
+      }
+    }
   }
 
   /** The setting in effect for a server: its own, else the main server's (httpd merges them so). */
@@ -111,7 +126,7 @@ class ApacheTranslator {
     }
     if (this.listeners.size === 0) {
       add(':80', 80, undefined, undefined);
-      this.report.advise({ file: 'config', line: 0, column: 0 }, 'Listen', 'no Listen and no <VirtualHost>: the translation listens on :80');
+      this.report.advise({ file: this.mainFile, line: 1, column: 1 }, 'Listen', 'no Listen and no <VirtualHost>: the translation listens on :80');
     }
   }
 
@@ -151,7 +166,8 @@ class ApacheTranslator {
   private serverNames(scope: Scope, report: boolean): string[] {
     if (scope.kind === 'main') return [];
     const names: string[] = [];
-    const serverName = this.use(scope.settings.get('servername'));
+    // A <VirtualHost> without ServerName has the main server's, as in httpd.
+    const serverName = this.use(scope.settings.get('servername')) ?? this.use(this.model.main.settings.get('servername'));
     if (serverName?.args[0]) {
       const host = serverName.args[0].replace(/^[a-z]+:\/\//i, '').replace(/:\d+$/, '').toLowerCase();
       names.push(host);
@@ -420,7 +436,7 @@ class ApacheTranslator {
     if (scope.section) this.draft.comment(site, sourceOf(scope.section));
     if (hosts.length === 0) {
       site.hosts = ['*'];
-      if (scope.kind === 'vhost' && !isDefault) this.skipOnce(scope.section!, 'no ServerName: Apache reached this <VirtualHost> only by the server\'s own name; here it answers names no other site takes');
+      if (scope.kind === 'vhost' && !isDefault) this.skipOnce(scope.section!, 'no ServerName (here or in the main server): only the first <VirtualHost> of an address answers unknown names, so this one is never reached');
     } else {
       site.hosts = isDefault ? [...hosts, '*'] : hosts;
       if (isDefault && scope.kind === 'vhost') {
