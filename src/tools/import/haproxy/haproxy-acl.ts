@@ -25,6 +25,8 @@ export interface AclTest {
   readonly location: SourceLocation;
   /** The criterion and values as written, for notes. */
   readonly text: string;
+  /** The whole line it was written on (the acl line, or the rule holding an anonymous ACL). */
+  readonly line: string;
 }
 
 export type HeaderCondition = string | { present: boolean } | { equals: string } | { regex: string };
@@ -59,7 +61,7 @@ const STRING_FETCHES = new Set(['hdr', 'fhdr', 'path', 'url', 'base', 'urlp', 'u
  * braces). `-f FILE` patterns are read from the file (relative paths from
  * the config's folder); a file that cannot be read is an ImportError at the line.
  */
-export function parseAclTest(words: readonly string[], location: SourceLocation, baseDir: string): AclTest {
+export function parseAclTest(words: readonly string[], location: SourceLocation, baseDir: string, line: string): AclTest {
   const criterion = words[0];
   if (criterion === undefined) throw new ImportError(location, 'an ACL needs a criterion (such as hdr(host) or path_beg)');
   const { name, arg, converters } = splitCriterion(criterion);
@@ -105,7 +107,7 @@ export function parseAclTest(words: readonly string[], location: SourceLocation,
   values.push(...words.slice(index));
   if (converters.some((converter) => converter === 'lower' || converter === 'upper')) caseless = true;
   method ??= defaultMethod(fetch);
-  return { fetch, arg, converters, method, caseless, values, location, text: words.join(' ') };
+  return { fetch, arg, converters, method, caseless, values, location, text: words.join(' '), line };
 }
 
 function defaultMethod(fetch: string): MatchMethod {
@@ -151,7 +153,7 @@ export function splitCriterion(criterion: string): { name: string; arg: string |
 
 /** HAProxy's predefined ACLs, as tests. */
 export function predefinedAcl(name: string, location: SourceLocation): AclTest | undefined {
-  const test = (fetch: string, method: MatchMethod, values: string[], arg?: string): AclTest => ({ fetch, arg, converters: [], method, caseless: false, values, location, text: name });
+  const test = (fetch: string, method: MatchMethod, values: string[], arg?: string): AclTest => ({ fetch, arg, converters: [], method, caseless: false, values, location, text: name, line: name });
   switch (name) {
     case 'TRUE': return test('always_true', 'bool', []);
     case 'FALSE': return test('always_false', 'bool', []);

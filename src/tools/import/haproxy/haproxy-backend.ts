@@ -60,7 +60,7 @@ export function translateBackend(section: Section, settings: ProxySettings, cont
   const ownHttpCheck: Directive[] = [];
   if (!acls) {
     for (const directive of ownDirectives) {
-      if (directive.keyword === 'acl' && directive.args[0] !== undefined) table.add(directive.args[0], parseAclTest(directive.args.slice(1), directive.location, context.baseDir), directive);
+      if (directive.keyword === 'acl' && directive.args[0] !== undefined) table.add(directive.args[0], parseAclTest(directive.args.slice(1), directive.location, context.baseDir, directive.text), directive);
     }
   }
 
@@ -217,8 +217,14 @@ function buildUpstream(name: string, section: Section, servers: readonly ServerL
     draft.comment(upstream.queue, `HAProxy queues requests for servers at maxconn without a size limit${settings.timeouts.queue ? `, for ${sourceComment(settings.timeouts.queue.directive)}` : settings.timeouts.connect ? ' for timeout connect (no timeout queue set)' : ''}`);
   }
 
+  const cookieServers = chosen.filter(({ line }) => line.params.get('cookie') !== undefined);
+  if (cookieServers.length > 0 && upstream.sticky !== undefined) {
+    const first = cookieServers[0]!.line.directive;
+    report.advise(first.location, first.text, `the servers' cookie values (${cookieServers.map(({ line }) => String(line.params.get('cookie'))).join(', ')}) are not used: Switchyard signs its own affinity cookie values, so cookies set by HAProxy will not match (those clients are pinned afresh once)`);
+  }
   const upstreamName = draft.addUpstream(name, upstream);
   comment(context, upstream, section.header);
+  if (settings.hashType) draft.comment(upstream, `${sourceComment(settings.hashType.directive)} (Switchyard's hashing is always consistent: rendezvous hashing)`);
   for (const directive of [settings.balance?.directive, settings.cookie?.directive, stickIp, settings.retries?.directive]) {
     if (directive) comment(context, upstream, directive);
   }
@@ -247,9 +253,6 @@ function serverEntry(line: ServerLine, url: string, context: Context): DraftServ
     else report.skip(location, text, `maxconn ${maxconn} is not a connection count`);
   }
   if (line.params.has('disabled')) entry.drain = true;
-  if (line.params.get('cookie') !== undefined) {
-    report.advise(location, text, `cookie ${String(line.params.get('cookie'))}: Switchyard signs its own affinity cookie values, so the per-server values are not used and cookies set by HAProxy will not match (those clients are pinned afresh once)`);
-  }
   for (const key of ['maxqueue', 'minconn', 'slowstart', 'track', 'agent-check', 'redir', 'resolvers', 'init-addr', 'source', 'observe', 'on-error', 'on-marked-down', 'on-marked-up', 'error-limit']) {
     if (line.params.has(key)) report.skip(location, text, `${key} has no equivalent`);
   }
@@ -505,7 +508,7 @@ function backendHttpRule(directive: Directive, direction: 'request' | 'response'
  * address test only: the ranges for a route's deny or allow list.
  */
 export function srcRule(keyword: 'if' | 'unless', words: readonly string[], table: AclTable, directive: Directive, context: Context): { allow: boolean; ranges: string[] } | undefined {
-  const parsed = parseCondition(keyword, words, table, directive.location, context.baseDir);
+  const parsed = parseCondition(keyword, words, table, directive.location, context.baseDir, directive.text);
   if (parsed.dnf.length === 1) {
     // deny if A and not... : one conjunction; allow only when it is a single negated src test.
     const conjunction = parsed.dnf[0]!;

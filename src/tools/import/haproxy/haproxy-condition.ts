@@ -48,7 +48,7 @@ export function splitCondition(words: readonly string[]): { head: string[]; keyw
 }
 
 /** The DNF of `if|unless WORDS`, with the ACLs of the section (unknown names: ImportError). */
-export function parseCondition(keyword: 'if' | 'unless' | undefined, words: readonly string[], acls: AclTable, location: SourceLocation, baseDir: string): Condition {
+export function parseCondition(keyword: 'if' | 'unless' | undefined, words: readonly string[], acls: AclTable, location: SourceLocation, baseDir: string, line: string): Condition {
   if (keyword === undefined) return { dnf: [[]], acls: [], text: '' };
   const used: Directive[] = [];
   const alternatives: Expr[] = [];
@@ -75,7 +75,7 @@ export function parseCondition(keyword: 'if' | 'unless' | undefined, words: read
     if (word === '{') {
       const end = words.indexOf('}', i + 1);
       if (end < 0) throw new ImportError(location, 'an anonymous ACL "{" without its closing "}"');
-      const test = parseAclTest(words.slice(i + 1, end), location, baseDir);
+      const test = parseAclTest(words.slice(i + 1, end), location, baseDir, line);
       expr = orOf(test);
       i = end;
     } else {

@@ -26,6 +26,8 @@ export interface Context {
   /** Folder of the imported file: relative paths (certificates, -f files) are taken from here. */
   readonly baseDir: string;
   readonly global: GlobalSettings;
+  /** Keys of notes already given (a note about an ACL is given once, however many rules use it). */
+  readonly noted: Set<string>;
 }
 
 /** `haproxy.cfg:12 use_backend ws if is_ws`: the comment naming where a part came from. */

@@ -70,8 +70,11 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
   let redirectHttps: { directive: Directive; code: number } | undefined;
   let monitor: Directive | undefined;
 
-  const condition = (keyword: 'if' | 'unless' | undefined, words: readonly string[], directive: Directive): Condition =>
-    parseCondition(keyword, words, acls, directive.location, context.baseDir);
+  const condition = (keyword: 'if' | 'unless' | undefined, words: readonly string[], directive: Directive): Condition => {
+    const parsed = parseCondition(keyword, words, acls, directive.location, context.baseDir, directive.text);
+    adviseUpgradeTests(parsed, context);
+    return parsed;
+  };
 
   for (const directive of source.directives) {
     const { keyword, args } = directive;
@@ -159,21 +162,21 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
   const tlsKind: RuleContext['tls'] = serving.every((bind) => bind.tls) ? 'yes' : serving.every((bind) => !bind.tls) ? 'no' : 'mixed';
   const patterns = hostPatterns(rules.map((rule) => rule.condition));
   const reported = new Set<string>();
+  // A rule shadowed in one site may be live in another: only rules reached nowhere are listed.
+  const reached = new Set<Directive>();
+  const shadowed = new Map<Directive, string>();
 
   const buildRoutes = (host: string): DraftRoute[] => {
     const ruleContext: RuleContext = { host, tls: tlsKind };
     const routes: DraftRoute[] = [];
     const add = (route: DraftRoute, directive: Directive): void => {
       const shadow = routes.find((earlier) => covers(earlier.match, route.match));
-      if (shadow) {
-        const key = `${directive.location.line}:shadow`;
-        if (!sameAction(shadow, route) && !reported.has(key)) {
-          reported.add(key);
-          report.skip(directive.location, directive.text, `never reached${host === '*' ? '' : ` for ${host}`}: an earlier rule (${context.draft.commentsOf(shadow)[0] ?? 'above'}) takes every request it would`);
-        }
+      if (shadow && !sameAction(shadow, route)) {
+        if (!shadowed.has(directive)) shadowed.set(directive, `never reached: an earlier rule (${context.draft.commentsOf(shadow)[0] ?? 'above'}) takes every request it would`);
         return;
       }
-      routes.push(route);
+      reached.add(directive);
+      if (!shadow) routes.push(route);
     };
     if (monitor) {
       const uri = monitor.args[0];
@@ -230,9 +233,10 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
   };
 
   const sites: DraftSite[] = [];
+  const named = patterns.map((pattern) => ({ pattern, routes: buildRoutes(pattern) }));
   const defaultRoutes = buildRoutes('*');
-  for (const pattern of patterns) {
-    const routes = buildRoutes(pattern);
+  for (const [directive, why] of shadowed) if (!reached.has(directive)) report.skip(directive.location, directive.text, why);
+  for (const { pattern, routes } of named) {
     if (JSON.stringify(routes) === JSON.stringify(defaultRoutes)) continue;
     const site: DraftSite = { name: context.draft.siteName(`${section.name ?? 'frontend'}_${pattern.replace(/^\*\./, 'wildcard.')}`), hosts: [pattern], routes };
     comment(context, site, section.header);
@@ -258,6 +262,28 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
 
   function noServer(): DraftRoute {
     return { respond: { status: 503, body: 'No server is available to handle this request.\n' } };
+  }
+}
+
+/**
+ * WebSocket tests written by hand (on Upgrade or Connection) become
+ * `upgrade: websocket`; say so once per ACL line, and what the original
+ * missed when it was stricter than the protocol.
+ */
+function adviseUpgradeTests(condition: Condition, context: Context): void {
+  for (const conjunction of condition.dnf) {
+    for (const literal of conjunction) {
+      const { atom, test } = literal;
+      if (atom.kind !== 'upgrade' || !test) continue;
+      const key = `upgrade:${test.location.file}:${test.location.line}:${test.text}`;
+      if (context.noted.has(key)) continue;
+      context.noted.add(key);
+      if (atom.misses.length > 0) {
+        context.report.advise(test.location, test.line, `${atom.header === 'Connection' ? 'strict Connection match' : 'strict Upgrade match'}: it misses ${atom.misses.join(' and ')}; translated as upgrade: websocket, which checks the handshake the way browsers send it`);
+      } else if (atom.header === 'Connection') {
+        context.report.advise(test.location, test.line, 'redundant: upgrade: websocket checks the Connection header\'s upgrade token itself (any case, among other tokens such as keep-alive)');
+      }
+    }
   }
 }
 

@@ -24,7 +24,7 @@ export function translateHaproxy(file: string): Translation {
   const report = new ImportReport();
   const baseDir = isDirectory(file) ? resolve(file) : dirname(resolve(file));
   const global: GlobalSettings = { maxconn: undefined, ciphers: undefined, minVersion: undefined, crtBase: undefined, caBase: undefined, serverVerifyNone: undefined, maxHeaderCount: undefined };
-  const context: Context = { draft, report, baseDir, global };
+  const context: Context = { draft, report, baseDir, global, noted: new Set() };
 
   // Pass 1: global settings, and the defaults each proxy inherits.
   interface Proxy { readonly section: Section; readonly settings: ProxySettings; readonly acls: AclTable }
@@ -62,7 +62,7 @@ export function translateHaproxy(file: string): Translation {
       if (directive.keyword === 'acl') {
         const name = directive.args[0];
         if (name === undefined) throw new ImportError(directive.location, 'acl needs a name and a criterion');
-        acls.add(name, parseAclTest(directive.args.slice(1), directive.location, baseDir), directive);
+        acls.add(name, parseAclTest(directive.args.slice(1), directive.location, baseDir, directive.text), directive);
       }
     }
     proxies.push({ section, settings, acls });
@@ -90,6 +90,10 @@ export function translateHaproxy(file: string): Translation {
     if (section.kind === 'backend') continue;
     if (isTcp(settings)) {
       report.skip(section.header.location, section.header.text, `mode ${settings.mode!.value}: Switchyard proxies HTTP (and WebSockets over it); a TCP pass-through has no equivalent, so this ${section.kind} is left out`);
+      continue;
+    }
+    if (isStatsOnly(section, settings)) {
+      report.skip(section.header.location, section.header.text, 'a statistics page: Switchyard has the admin listener instead (admin: { address: 127.0.0.1:9901 }: dashboard, /metrics, /api/)');
       continue;
     }
     if (!settings.mode) noMode(section, report);
@@ -122,6 +126,12 @@ export function translateHaproxy(file: string): Translation {
     throw new ImportError(first.header.location, 'nothing to translate: no frontend or listen section in mode http with a bind line');
   }
   return { draft, report };
+}
+
+/** A frontend or listen that only serves HAProxy's statistics page (stats enable / stats uri, nowhere to send requests). */
+function isStatsOnly(section: Section, settings: ProxySettings): boolean {
+  const has = (keyword: string): boolean => section.directives.some((directive) => directive.keyword === keyword);
+  return has('stats') && !has('server') && !has('use_backend') && !settings.defaultBackend;
 }
 
 function isDirectory(path: string): boolean {
@@ -283,6 +293,9 @@ class TimeoutPlan {
 
   apply(): void {
     const { draft } = this.context;
+    // Routes of sites dropped as duplicates do not count.
+    const kept = new Set(draft.sites.flatMap((site) => site.routes));
+    this.entries.splice(0, this.entries.length, ...this.entries.filter((entry) => kept.has(entry.route)));
     const field = (name: 'connect' | 'response' | 'tunnel_idle', value: (entry: typeof this.entries[number]) => number | undefined, directives: (entry: typeof this.entries[number]) => Directive[]): void => {
       const counts = new Map<number, number>();
       for (const entry of this.entries) {
