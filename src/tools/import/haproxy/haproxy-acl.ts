@@ -175,8 +175,33 @@ export function escapeLiteral(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** The atoms an ACL test is the OR of (one per value; methods and host names merged). */
+/**
+ * The atoms an ACL test is the OR of: one per value, except that methods and
+ * host names are merged, and path or header regexes become one alternation
+ * (one route instead of several).
+ */
 export function atomsOf(test: AclTest): Atom[] {
+  return mergeAlternatives(valueAtoms(test));
+}
+
+function mergeAlternatives(atoms: Atom[]): Atom[] {
+  if (atoms.length < 2) return atoms;
+  const group = (source: string): string => `(?:${source})`;
+  if (atoms.every((atom) => atom.kind === 'path' && atom.prefix === undefined && atom.exact === undefined)) {
+    const paths = atoms as Extract<Atom, { kind: 'path' }>[];
+    const note = paths.find((atom) => atom.note !== undefined)?.note;
+    return [{ kind: 'path', regex: paths.map((atom) => group(atom.regex)).join('|'), ...(note !== undefined ? { note } : {}) }];
+  }
+  const first = atoms[0]!;
+  if (first.kind === 'header' && atoms.every((atom) => atom.kind === 'header' && atom.name === first.name && typeof atom.condition === 'object' && 'regex' in atom.condition)) {
+    const headers = atoms as Extract<Atom, { kind: 'header' }>[];
+    const regexes = headers.map((atom) => (atom.condition as { regex: string }).regex);
+    return [{ kind: 'header', name: first.name, condition: { regex: regexes.map(group).join('|') }, ...(first.note !== undefined ? { note: first.note } : {}) }];
+  }
+  return atoms;
+}
+
+function valueAtoms(test: AclTest): Atom[] {
   const unsupported = (why: string): Atom[] => [{ kind: 'unsupported', why }];
   const { fetch, method } = test;
   if (fetch === 'always_true') return [{ kind: 'true' }];

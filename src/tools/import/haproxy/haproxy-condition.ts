@@ -330,8 +330,28 @@ function combinePath(parts: readonly { regex: string; negated: boolean; prefix?:
     if (only.prefix !== undefined) return { prefix: only.prefix };
     return { regex: only.regex };
   }
-  // Several tests on the path: one regex of lookaheads, each tested from the start.
-  return { regex: `^${unique.map((part) => `(?${part.negated ? '!' : '='}[\\s\\S]*?(?:${part.regex}))`).join('')}` };
+  // Several tests on the path (or a negated one): one regex of lookaheads, each tested from the start.
+  const lookahead = (part: { regex: string; negated: boolean }): string => {
+    const body = part.regex.startsWith('^') && !hasTopLevelAlternation(part.regex) ? part.regex.slice(1) : `[\\s\\S]*?(?:${part.regex})`;
+    return `(?${part.negated ? '!' : '='}${body})`;
+  };
+  return { regex: `^${unique.map(lookahead).join('')}` };
+}
+
+/** Whether a regex source has a `|` outside groups and classes (so a leading ^ anchors only its first branch). */
+function hasTopLevelAlternation(source: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < source.length; i += 1) {
+    const char = source[i];
+    if (char === '\\') i += 1;
+    else if (inClass) inClass = char !== ']';
+    else if (char === '[') inClass = true;
+    else if (char === '(') depth += 1;
+    else if (char === ')') depth -= 1;
+    else if (char === '|' && depth === 0) return true;
+  }
+  return false;
 }
 
 function combineConditions(conditions: readonly HeaderCondition[]): HeaderCondition | undefined {

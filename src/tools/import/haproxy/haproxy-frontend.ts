@@ -166,8 +166,8 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
   const reached = new Set<Directive>();
   const shadowed = new Map<Directive, string>();
 
-  const buildRoutes = (host: string): DraftRoute[] => {
-    const ruleContext: RuleContext = { host, tls: tlsKind };
+  const buildRoutes = (host: string, tls: RuleContext['tls']): DraftRoute[] => {
+    const ruleContext: RuleContext = { host, tls };
     const routes: DraftRoute[] = [];
     const add = (route: DraftRoute, directive: Directive): void => {
       const shadow = routes.find((earlier) => covers(earlier.match, route.match));
@@ -232,33 +232,49 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
     return routes;
   };
 
-  const sites: DraftSite[] = [];
-  const named = patterns.map((pattern) => ({ pattern, routes: buildRoutes(pattern) }));
-  const defaultRoutes = buildRoutes('*');
-  for (const [directive, why] of shadowed) if (!reached.has(directive)) report.skip(directive.location, directive.text, why);
-  for (const { pattern, routes } of named) {
-    if (JSON.stringify(routes) === JSON.stringify(defaultRoutes)) continue;
-    const site: DraftSite = { name: context.draft.siteName(`${section.name ?? 'frontend'}_${pattern.replace(/^\*\./, 'wildcard.')}`), hosts: [pattern], routes };
-    comment(context, site, section.header);
-    sites.push(site);
+  // ssl_fc in a rule of a frontend with plain and TLS binds: each kind of listener gets its own sites.
+  const usesSsl = rules.some((rule) => rule.condition.dnf.some((conjunction) => conjunction.some((literal) => literal.atom.kind === 'ssl')));
+  let classes: { binds: Bind[]; tls: RuleContext['tls']; suffix: string }[] = tlsKind === 'mixed' && usesSsl
+    ? [{ binds: serving.filter((bind) => !bind.tls), tls: 'no', suffix: '_http' }, { binds: serving.filter((bind) => bind.tls), tls: 'yes', suffix: '_https' }]
+    : [{ binds: serving, tls: tlsKind, suffix: '' }];
+  const built = classes.map((entry) => ({
+    named: patterns.map((pattern) => ({ pattern, routes: buildRoutes(pattern, entry.tls) })),
+    fallback: buildRoutes('*', entry.tls),
+  }));
+  if (built.length === 2 && JSON.stringify(built[0]) === JSON.stringify(built[1])) {
+    classes = [{ binds: serving, tls: tlsKind, suffix: '' }];
+    built.pop();
   }
-  const fallback: DraftSite = { name: context.draft.siteName(section.name ?? 'frontend'), hosts: ['*'], routes: defaultRoutes };
-  comment(context, fallback, section.header);
-  if (sites.length > 0) context.draft.comment(fallback, 'every host the rules do not name');
-  sites.push(fallback);
-  context.draft.sites.push(...sites);
+  for (const [directive, why] of shadowed) if (!reached.has(directive)) report.skip(directive.location, directive.text, why);
 
   const maxconn = settings.maxconn;
-  for (const bind of serving) {
-    const listener: DraftListener = context.draft.listener(bind.address);
-    if (bind.tls) listener.tls = bind.tls;
-    if (bind.http2 === false) listener.http2 = false;
-    const limit = bind.maxconn ?? maxconn?.value;
-    if (limit !== undefined) listener.max_connections = limit;
-    for (const site of sites) context.draft.serve(listener, site.name!);
-    comment(context, listener, bind.directive);
-    if (bind.maxconn === undefined && maxconn) context.draft.comment(listener, `${sourceComment(maxconn.directive)} (HAProxy counts it for the whole frontend; here per listener)`);
-  }
+  classes.forEach((entry, index) => {
+    const { named, fallback: defaultRoutes } = built[index]!;
+    const sites: DraftSite[] = [];
+    for (const { pattern, routes } of named) {
+      if (JSON.stringify(routes) === JSON.stringify(defaultRoutes)) continue;
+      const site: DraftSite = { name: context.draft.siteName(`${section.name ?? 'frontend'}_${pattern.replace(/^\*\./, 'wildcard.')}${entry.suffix}`), hosts: [pattern], routes };
+      comment(context, site, section.header);
+      sites.push(site);
+    }
+    const fallback: DraftSite = { name: context.draft.siteName(`${section.name ?? 'frontend'}${entry.suffix}`), hosts: ['*'], routes: defaultRoutes };
+    comment(context, fallback, section.header);
+    if (sites.length > 0) context.draft.comment(fallback, 'every host the rules do not name');
+    if (entry.suffix !== '') context.draft.comment(fallback, `the rules as they stand on the ${entry.tls === 'yes' ? 'TLS' : 'plain'} listeners (they test ssl_fc)`);
+    sites.push(fallback);
+    context.draft.sites.push(...sites);
+
+    for (const bind of entry.binds) {
+      const listener: DraftListener = context.draft.listener(bind.address);
+      if (bind.tls) listener.tls = bind.tls;
+      if (bind.http2 === false) listener.http2 = false;
+      const limit = bind.maxconn ?? maxconn?.value;
+      if (limit !== undefined) listener.max_connections = limit;
+      for (const site of sites) context.draft.serve(listener, site.name!);
+      comment(context, listener, bind.directive);
+      if (bind.maxconn === undefined && maxconn) context.draft.comment(listener, `${sourceComment(maxconn.directive)} (HAProxy counts it for the whole frontend; here per listener)`);
+    }
+  });
 
   function noServer(): DraftRoute {
     return { respond: { status: 503, body: 'No server is available to handle this request.\n' } };
