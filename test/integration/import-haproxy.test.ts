@@ -1,17 +1,257 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { parseSections, splitWords } from '../../src/tools/import/haproxy/haproxy-parser.js';
+import { translateHaproxy } from '../../src/tools/import/haproxy/haproxy-translator.js';
+import { emitYaml } from '../../src/tools/import/emit-yaml.js';
 import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { listFixtures, runImportFixture } from '../helpers/import-fixtures.js';
 
 after(stopSwitchyards);
 
+/** The HAProxy setups the seeds describe: seed 004's ACL config, and its two sticky-session notes (balance source, cookie). */
+const SEED_SETUPS = ['seed-websocket-acl', 'seed-sticky-source', 'seed-sticky-cookie'];
+
 describe('switchyard import haproxy: fixtures', () => {
+  test('there is a fixture per seed setup and at least six more', () => {
+    const fixtures = listFixtures('haproxy');
+    for (const seed of SEED_SETUPS) assert.ok(fixtures.includes(seed), `no fixture ${seed}`);
+    assert.ok(fixtures.length >= SEED_SETUPS.length + 6, `only ${fixtures.length} fixtures`);
+  });
+
   for (const name of listFixtures('haproxy')) {
     test(name, { timeout: 60_000 }, async () => {
       await runImportFixture('haproxy', name);
     });
   }
+});
+
+/** A temp folder with the given files; removed after the test. */
+function folder(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-import-haproxy-'));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+async function runImport(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = spawnSwitchyard(['import', 'haproxy', ...args]);
+  const { code } = await withTimeout(cli.exited, 15_000, 'import');
+  return { code, stdout: cli.stdout, stderr: cli.stderr };
+}
+
+const MINIMAL = `defaults
+    mode http
+frontend fe
+    bind :8080
+    default_backend be
+backend be
+    server s1 10.0.0.1:8080
+`;
+
+describe('switchyard import haproxy: bad input', () => {
+  test('a YAML file is not an HAProxy config: exit 1 with file:line:column', async () => {
+    const dir = folder({ 'switchyard.yaml': '# a Switchyard config\nlisteners:\n  - address: :80\n' });
+    try {
+      const file = join(dir, 'switchyard.yaml');
+      const result = await runImport([file]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:1: not an HAProxy config`));
+      assert.match(result.stderr, /SY_IMPORT_INVALID/);
+      assert.equal(result.stdout, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an nginx config given as haproxy: exit 1 at its first directive', async () => {
+    const dir = folder({ 'nginx.conf': 'user nginx;\n\nhttp {\n    server { listen 80; }\n}\n' });
+    try {
+      const result = await runImport([join(dir, 'nginx.conf')]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /nginx\.conf:1:1: not an HAProxy config: "user nginx;" comes before any section/);
+      assert.match(result.stderr, /SY_IMPORT_INVALID/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an ACL pattern file (-f) that cannot be read: exit 1 at the acl line', async () => {
+    const dir = folder({ 'haproxy.cfg': `${MINIMAL}frontend other\n    bind :8081\n    acl known hdr(host) -i -f hosts/known.lst\n    use_backend be if known\n` });
+    try {
+      const result = await runImport([join(dir, 'haproxy.cfg')]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /haproxy\.cfg:10:5: cannot read the pattern file .*known\.lst named by -f \(no such file\)/);
+      assert.match(result.stderr, /SY_IMPORT_INVALID/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a rule naming an ACL that does not exist: exit 1 with its line', async () => {
+    const dir = folder({ 'haproxy.cfg': MINIMAL.replace('    default_backend be\n', '    use_backend be if is_websocket\n') });
+    try {
+      const result = await runImport([join(dir, 'haproxy.cfg')]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /haproxy\.cfg:5:5: no ACL named "is_websocket" in this section \(SY_IMPORT_INVALID\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an unterminated quote: exit 1 with line and column', async () => {
+    const dir = folder({ 'haproxy.cfg': `${MINIMAL}    http-request set-header X-Note "unfinished\n` });
+    try {
+      const result = await runImport([join(dir, 'haproxy.cfg')]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /haproxy\.cfg:8:36: unterminated double quote/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a missing file: exit 1', async () => {
+    const result = await runImport([join(tmpdir(), 'no-such-haproxy.cfg')]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no-such-haproxy\.cfg:0:0: cannot read the file \(no such file\) \(SY_IMPORT_INVALID\)/);
+  });
+
+  test('only mode tcp proxies: exit 1, nothing to translate', async () => {
+    const dir = folder({ 'haproxy.cfg': 'defaults\n    mode tcp\nfrontend db\n    bind :3306\n    default_backend db\nbackend db\n    server d 10.0.0.1:3306\n' });
+    try {
+      const result = await runImport([join(dir, 'haproxy.cfg')]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /haproxy\.cfg:1:1: nothing to translate/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an unknown directive is not an error: it is listed with file:line', async () => {
+    const dir = folder({ 'haproxy.cfg': MINIMAL.replace('    bind :8080\n', '    bind :8080\n    frobnicate the widgets\n') });
+    try {
+      const result = await runImport([join(dir, 'haproxy.cfg')]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /Not translated \(1\):\n {2}.*haproxy\.cfg:5:5: frobnicate the widgets: "frobnicate" is not translated/);
+      assert.match(result.stdout, /# Not translated \(1\):/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('switchyard import haproxy: reading the language', () => {
+  test('words: quotes, escapes and comments', () => {
+    const words = (line: string): string[] => splitWords(line, 'x.cfg', 1).map((word) => word.text);
+    assert.deepEqual(words('    acl a hdr(host) -i example.com # comment'), ['acl', 'a', 'hdr(host)', '-i', 'example.com']);
+    assert.deepEqual(words('http-request set-header X-Note "two words" # trailing'), ['http-request', 'set-header', 'X-Note', 'two words']);
+    assert.deepEqual(words("http-request return string 'no \\escape \"here\"'"), ['http-request', 'return', 'string', 'no \\escape "here"']);
+    assert.deepEqual(words('reqadd X-Forwarded-Proto:\\ https'), ['reqadd', 'X-Forwarded-Proto: https']);
+    assert.deepEqual(words('acl hash path_end \\#top'), ['acl', 'hash', 'path_end', '#top']);
+    assert.deepEqual(words('option httpchk GET /health HTTP/1.1\\r\\nHost:\\ a'), ['option', 'httpchk', 'GET', '/health', 'HTTP/1.1\r\nHost: a']);
+    assert.deepEqual(words('acl x path_beg pre"fix here"post'), ['acl', 'x', 'path_beg', 'prefix herepost']);
+    assert.deepEqual(words('   # only a comment'), []);
+    assert.deepEqual(splitWords('server s "${BACKEND}:80"', 'x.cfg', 1)[2]!.env, ['BACKEND']);
+  });
+
+  test('sections: keywords at any indentation, directives belong to the section above', () => {
+    const sections = parseSections('global\n  maxconn 10\n\nfrontend fe\n bind :80\nbackend be\n    server s 1.2.3.4:80\n', 'x.cfg');
+    assert.deepEqual(sections.map((section) => [section.kind, section.name, section.directives.map((directive) => directive.keyword)]), [
+      ['global', undefined, ['maxconn']], ['frontend', 'fe', ['bind']], ['backend', 'be', ['server']],
+    ]);
+    assert.equal(sections[1]!.directives[0]!.location.line, 5);
+    assert.equal(sections[1]!.directives[0]!.location.column, 2);
+  });
+
+  test('a folder is read like haproxy -f DIR: its *.cfg files in name order', () => {
+    const dir = folder({
+      '00-global.cfg': 'global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 3s\n',
+      '10-frontend.cfg': 'frontend fe\n    bind :8080\n    default_backend be\n',
+      '20-backend.cfg': 'backend be\n    server s1 10.0.0.1:8080\n',
+      'README': 'not read',
+    });
+    try {
+      const { draft } = translateHaproxy(dir);
+      const config = parseYaml(emitYaml(draft, [])) as { upstreams: Record<string, { servers: string[] }>; timeouts: { connect: string }; limits: { max_connections: number } };
+      assert.deepEqual(config.upstreams.be!.servers, ['http://10.0.0.1:8080']);
+      assert.equal(config.timeouts.connect, '3s');
+      assert.equal(config.limits.max_connections, 100);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('ssl crt with certificate and key in one PEM (HAProxy\'s form) passes check', async () => {
+    const dir = folder({ 'haproxy.cfg': 'defaults\n    mode http\nfrontend fe\n    bind :8443 ssl crt certs/site.pem\n    default_backend be\nbackend be\n    server s1 10.0.0.1:8080\n' });
+    try {
+      mkdirSync(join(dir, 'certs'));
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+        '-keyout', join(dir, 'certs', 'key.pem'), '-out', join(dir, 'certs', 'cert.pem')], { stdio: 'ignore' });
+      writeFileSync(join(dir, 'certs', 'site.pem'), readFileSync(join(dir, 'certs', 'cert.pem'), 'utf8') + readFileSync(join(dir, 'certs', 'key.pem'), 'utf8'));
+      const output = join(dir, 'out.yaml');
+      const result = await runImport([join(dir, 'haproxy.cfg'), '-o', output]);
+      assert.equal(result.code, 0, result.stderr);
+      const config = parseYaml(readFileSync(output, 'utf8')) as { listeners: { tls: { cert: string; key: string } }[] };
+      assert.equal(config.listeners[0]!.tls.cert, join(dir, 'certs', 'site.pem'));
+      assert.equal(config.listeners[0]!.tls.key, join(dir, 'certs', 'site.pem'));
+      const checked = spawnSwitchyard(['check', '-c', output]);
+      assert.equal((await withTimeout(checked.exited, 15_000, 'check')).code, 0, checked.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('hosts, negation, or, unless and anonymous ACLs', () => {
+    const dir = folder({
+      'haproxy.cfg': `defaults
+    mode http
+frontend fe
+    bind :8080
+    acl app hdr(host) -i app.example.com
+    acl legacy hdr_dom(host) -i old.example.com
+    acl api path_beg /api/
+    acl ws hdr(Upgrade) -i websocket
+    use_backend realtime if app ws || legacy { path_beg /live/ }
+    use_backend api if api !ws
+    use_backend www unless legacy
+    default_backend old
+backend realtime
+    server r 10.0.0.1:1
+backend api
+    server a 10.0.0.2:2
+backend www
+    server w 10.0.0.3:3
+backend old
+    server o 10.0.0.4:4
+`,
+    });
+    try {
+      const { draft } = translateHaproxy(join(dir, 'haproxy.cfg'));
+      const routes = Object.fromEntries(draft.sites.map((site) => [site.hosts!.join(','), site.routes.map((route) => [route.match ?? {}, route.to])]));
+      assert.deepEqual(routes['app.example.com'], [
+        [{ upgrade: 'websocket' }, 'realtime'],
+        [{ upgrade: 'none', prefix: '/api/' }, 'api'],
+        [{}, 'www'],
+      ]);
+      for (const host of ['old.example.com', '*.old.example.com']) {
+        assert.deepEqual(routes[host], [
+          [{ prefix: '/live/' }, 'realtime'],
+          [{ upgrade: 'none', prefix: '/api/' }, 'api'],
+          [{}, 'old'],
+        ]);
+      }
+      assert.deepEqual(routes['*'], [
+        [{ upgrade: 'none', prefix: '/api/' }, 'api'],
+        [{}, 'www'],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -22,6 +22,7 @@ export function translateHaproxy(file: string): Translation {
   const config = readHaproxyConfig(file);
   const draft = new ConfigDraft();
   const report = new ImportReport();
+  dropEnvironmentDirectives(config.sections, report);
   const baseDir = isDirectory(file) ? resolve(file) : dirname(resolve(file));
   const global: GlobalSettings = { maxconn: undefined, ciphers: undefined, minVersion: undefined, crtBase: undefined, caBase: undefined, serverVerifyNone: undefined, maxHeaderCount: undefined };
   const context: Context = { draft, report, baseDir, global, noted: new Set() };
@@ -126,6 +127,22 @@ export function translateHaproxy(file: string): Translation {
     throw new ImportError(first.header.location, 'nothing to translate: no frontend or listen section in mode http with a bind line');
   }
   return { draft, report };
+}
+
+/**
+ * Directives whose words use environment variables ("${NAME}") are listed
+ * and left out: their values are only known where HAProxy runs.
+ */
+function dropEnvironmentDirectives(sections: readonly Section[], report: ImportReport): void {
+  for (const section of sections) {
+    const kept = section.directives.filter((directive) => {
+      const names = directive.words.flatMap((word) => word.env);
+      if (names.length === 0) return true;
+      report.skip(directive.location, directive.text, `uses the environment variable${names.length > 1 ? 's' : ''} ${names.map((name) => `\${${name}}`).join(', ')}, whose value is only known where HAProxy runs: substitute it and import again`);
+      return false;
+    });
+    section.directives.splice(0, section.directives.length, ...kept);
+  }
 }
 
 /** A frontend or listen that only serves HAProxy's statistics page (stats enable / stats uri, nowhere to send requests). */
