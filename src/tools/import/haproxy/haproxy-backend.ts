@@ -1,11 +1,11 @@
 import type { DraftServer, DraftUpstream } from '../config-draft.js';
 import { formatDuration, parseDurationMs } from '../values.js';
-import { AclTable, parseAclTest } from './haproxy-acl.js';
+import type { AclTable } from './haproxy-acl.js';
 import { parseCondition, splitCondition } from './haproxy-condition.js';
 import { comment, configPath, sourceComment, type Context } from './haproxy-context.js';
 import { HeaderEdits, readHeaderEdit } from './haproxy-headers.js';
 import type { Directive, Section } from './haproxy-parser.js';
-import { applySetting, noteCommon, type ProxySettings, type Setting } from './haproxy-settings.js';
+import { noteCommon, type ProxySettings } from './haproxy-settings.js';
 
 /**
  * A backend (or the backend half of a listen section) as an upstream, plus
@@ -18,8 +18,7 @@ export interface BackendTranslation {
   readonly upstream: string | undefined;
   readonly requestHeaders: HeaderEdits;
   readonly responseHeaders: HeaderEdits;
-  readonly allow: string[];
-  readonly deny: string[];
+  readonly access: AccessRules;
   readonly settings: ProxySettings;
   /** Why this backend is known to carry WebSockets (option http-tunnel, timeout tunnel), if it is. */
   readonly websocketHint: Directive | undefined;
@@ -41,28 +40,28 @@ const VALUE_PARAMS = new Set([
   'redir', 'track', 'ws', 'usesrc', 'ssl-min-ver', 'ssl-max-ver', 'verifyhost', 'curves', 'sigalgs', 'client-sigalgs', 'set-proxy-v2-tlv-fmt',
   'proxy-v2-options', 'tcp-ut', 'hash-key', 'log-proto', 'shard', 'guid', 'socks4', 'check-pool-conn-name', 'pool-conn-name', 'init-state',
 ]);
+/** Server keywords with a value that have no translation (listed). The others are used, or only tune what Switchyard does its own way (fastinter, id, ...). */
+const UNTRANSLATED_PARAMS = [
+  'maxqueue', 'minconn', 'slowstart', 'track', 'redir', 'resolvers', 'init-addr', 'source', 'observe', 'on-error', 'on-marked-down', 'on-marked-up',
+  'error-limit', 'alpn', 'npn', 'ciphers', 'ciphersuites', 'ssl-min-ver', 'ssl-max-ver', 'check-sni', 'check-alpn', 'check-proto', 'proto', 'max-reuse',
+  'namespace', 'agent-port', 'agent-inter', 'agent-send', 'agent-addr', 'ws', 'usesrc', 'crl-file', 'verifyhost', 'curves', 'sigalgs', 'client-sigalgs',
+  'set-proxy-v2-tlv-fmt', 'proxy-v2-options', 'tcp-ut', 'hash-key', 'socks4',
+];
 const IGNORED_FLAGS = new Set([
   'enabled', 'no-backup', 'non-stick', 'stick', 'allow-0rtt', 'no-tls-tickets', 'tls-tickets', 'no-sslv3', 'no-tlsv10', 'no-tlsv11', 'force-tlsv12',
   'no-tfo', 'tfo', 'no-send-proxy', 'no-send-proxy-v2', 'no-check', 'no-check-ssl', 'no-agent-check', 'ignore-persist', 'no-verifyhost',
 ]);
 
 /** Translates a backend section into an upstream (registered in the draft under its name). */
-export function translateBackend(section: Section, settings: ProxySettings, context: Context, acls: AclTable | undefined, ownDirectives: readonly Directive[]): BackendTranslation {
+export function translateBackend(section: Section, settings: ProxySettings, context: Context, acls: AclTable, ownDirectives: readonly Directive[]): BackendTranslation {
   const { report } = context;
   const name = section.name ?? 'backend';
   const servers: ServerLine[] = [];
   const requestHeaders = new HeaderEdits();
   const responseHeaders = new HeaderEdits();
-  const allow: string[] = [];
-  const deny: string[] = [];
-  const table = acls ?? new AclTable();
+  const access = newAccessRules();
   let stickIp: Directive | undefined;
   const ownHttpCheck: Directive[] = [];
-  if (!acls) {
-    for (const directive of ownDirectives) {
-      if (directive.keyword === 'acl' && directive.args[0] !== undefined) table.add(directive.args[0], parseAclTest(directive.args.slice(1), directive.location, context.baseDir, directive.text), directive);
-    }
-  }
 
   for (const directive of ownDirectives) {
     const [first] = directive.args;
@@ -78,7 +77,7 @@ export function translateBackend(section: Section, settings: ProxySettings, cont
         continue;
       case 'http-request':
       case 'http-response':
-        backendHttpRule(directive, directive.keyword === 'http-request' ? 'request' : 'response', { requestHeaders, responseHeaders, allow, deny, table }, context);
+        backendHttpRule(directive, directive.keyword === 'http-request' ? 'request' : 'response', { requestHeaders, responseHeaders, access, table: acls }, context);
         continue;
       case 'reqadd':
       case 'rspadd':
@@ -113,7 +112,7 @@ export function translateBackend(section: Section, settings: ProxySettings, cont
   const upstream = buildUpstream(name, section, servers, settings, ownHttpCheck, stickIp, context);
   const tunnel = settings.timeouts.tunnel;
   const websocketHint = settings.options.get('http-tunnel')?.directive ?? tunnel?.directive;
-  return { name, section, upstream, requestHeaders, responseHeaders, allow, deny, settings, websocketHint };
+  return { name, section, upstream, requestHeaders, responseHeaders, access, settings, websocketHint };
 }
 
 /** Keywords the settings pass already took (applySetting) that need no note here. */
@@ -197,7 +196,7 @@ function buildUpstream(name: string, section: Section, servers: readonly ServerL
   const serverComments: Directive[] = [];
   for (const { line, url } of chosen) {
     serverComments.push(line.directive);
-    upstream.servers.push(serverEntry(line, url, context));
+    upstream.servers.push(serverEntry(line, url, name, context));
   }
 
   const tls = upstreamTls(chosen.map(({ line }) => line), context);
@@ -232,7 +231,7 @@ function buildUpstream(name: string, section: Section, servers: readonly ServerL
   return upstreamName;
 }
 
-function serverEntry(line: ServerLine, url: string, context: Context): DraftServer {
+function serverEntry(line: ServerLine, url: string, backend: string, context: Context): DraftServer {
   const { report } = context;
   const entry: { url: string; weight?: number; max_conns?: number; drain?: boolean } = { url };
   const location = line.directive.location;
@@ -253,8 +252,13 @@ function serverEntry(line: ServerLine, url: string, context: Context): DraftServ
     else report.skip(location, text, `maxconn ${maxconn} is not a connection count`);
   }
   if (line.params.has('disabled')) entry.drain = true;
-  for (const key of ['maxqueue', 'minconn', 'slowstart', 'track', 'agent-check', 'redir', 'resolvers', 'init-addr', 'source', 'observe', 'on-error', 'on-marked-down', 'on-marked-up', 'error-limit']) {
-    if (line.params.has(key)) report.skip(location, text, `${key} has no equivalent`);
+  for (const key of UNTRANSLATED_PARAMS) {
+    if (!line.params.has(key)) continue;
+    // Once per backend and keyword: default-server puts the same words on every server.
+    const noteKey = `server-param:${backend}:${key}`;
+    if (context.noted.has(noteKey)) continue;
+    context.noted.add(noteKey);
+    report.skip(location, text, `server option ${key} is not translated`);
   }
   for (const [key, value] of line.params) {
     if (value === true && !['check', 'backup', 'disabled', 'ssl', 'check-ssl', 'send-proxy', 'send-proxy-v2', 'agent-check', 'send-proxy-v2-ssl', 'send-proxy-v2-ssl-cn'].includes(key) && !IGNORED_FLAGS.has(key)) {
@@ -476,9 +480,33 @@ function parseHeaderLines(text: string): Record<string, string> {
 interface BackendRuleTargets {
   readonly requestHeaders: HeaderEdits;
   readonly responseHeaders: HeaderEdits;
-  readonly allow: string[];
-  readonly deny: string[];
+  readonly access: AccessRules;
   readonly table: AclTable;
+}
+
+/** Client address rules (`http-request deny if|unless src ...`) of a section, as a route's allow and deny lists. */
+export interface AccessRules {
+  allow: string[] | undefined;
+  readonly deny: string[];
+  readonly directives: Directive[];
+}
+
+export function newAccessRules(): AccessRules {
+  return { allow: undefined, deny: [], directives: [] };
+}
+
+/**
+ * Adds a src rule. Two allow lists would mean "in both" (HAProxy checks one
+ * rule after the other), which one list cannot say: the second is listed.
+ */
+export function addAccessRule(access: AccessRules, rule: { allow: boolean; ranges: string[] }, directive: Directive, context: Context): void {
+  if (rule.allow && access.allow !== undefined) {
+    context.report.skip(directive.location, directive.text, 'a second "deny unless" address list: HAProxy lets through only addresses in both, a route has one allow list (the first is kept)');
+    return;
+  }
+  if (rule.allow) access.allow = [...rule.ranges];
+  else access.deny.push(...rule.ranges);
+  access.directives.push(directive);
 }
 
 /** http-request / http-response in a backend: header edits and client address rules. */
@@ -496,7 +524,7 @@ function backendHttpRule(directive: Directive, direction: 'request' | 'response'
   if (direction === 'request' && action === 'deny' && keyword !== undefined) {
     const ranges = srcRule(keyword, condition, targets.table, directive, context);
     if (ranges) {
-      (ranges.allow ? targets.allow : targets.deny).push(...ranges.ranges);
+      addAccessRule(targets.access, ranges, directive, context);
       return;
     }
   }
@@ -524,7 +552,8 @@ export function srcRule(keyword: 'if' | 'unless', words: readonly string[], tabl
   return undefined;
 }
 
-function legacyAdd(directive: Directive, edits: HeaderEdits, context: Context): void {
+/** `reqadd Name:\ value` / `rspadd ...` (HAProxy 1.x): an added header. */
+export function legacyAdd(directive: Directive, edits: HeaderEdits, context: Context): void {
   const { head, keyword } = splitCondition(directive.args);
   const line = head.join(' ');
   const colon = line.indexOf(':');
@@ -538,4 +567,3 @@ function legacyAdd(directive: Directive, edits: HeaderEdits, context: Context): 
   if (edit) edits.apply('add', edit.name, edit.value);
 }
 
-export { legacyAdd, type Setting };

@@ -178,8 +178,6 @@ export interface MatchResult {
   readonly unsupported: string[];
   /** Notes for route comments (approximations). */
   readonly notes: string[];
-  /** src conditions met along the way (only http-request deny/allow use them). */
-  readonly literals: Literal[][];
 }
 
 /**
@@ -187,11 +185,10 @@ export interface MatchResult {
  * decided here (sites split by host, listeners by TLS), everything else
  * becomes path, header, query, method and upgrade conditions.
  */
-export function conditionMatches(condition: Condition, context: RuleContext, options: { allowSrc?: boolean } = {}): MatchResult {
+export function conditionMatches(condition: Condition, context: RuleContext): MatchResult {
   const matches: DraftMatch[] = [];
   const unsupported: string[] = [];
   const notes: string[] = [];
-  const literals: Literal[][] = [];
   for (const conjunction of condition.dnf) {
     const remaining: Literal[] = [];
     let holds = true;
@@ -207,10 +204,6 @@ export function conditionMatches(condition: Condition, context: RuleContext, opt
       unsupported.push(reason);
       continue;
     }
-    if (options.allowSrc) {
-      literals.push(remaining);
-      continue;
-    }
     const built = buildMatch(remaining);
     if ('why' in built) {
       if (built.why !== 'never') unsupported.push(built.why);
@@ -219,7 +212,7 @@ export function conditionMatches(condition: Condition, context: RuleContext, opt
     for (const note of built.notes) if (!notes.includes(note)) notes.push(note);
     matches.push(built.match);
   }
-  return { matches, unsupported, notes, literals };
+  return { matches, unsupported, notes };
 }
 
 function describeUnsupported(literal: Literal): string {

@@ -1,6 +1,6 @@
 import type { DraftListener, DraftRoute, DraftSite } from '../config-draft.js';
 import type { AclTable } from './haproxy-acl.js';
-import { srcRule, legacyAdd, type BackendTranslation } from './haproxy-backend.js';
+import { addAccessRule, legacyAdd, newAccessRules, srcRule, type AccessRules, type BackendTranslation } from './haproxy-backend.js';
 import { readBind, type Bind } from './haproxy-bind.js';
 import { conditionMatches, hostPatterns, parseCondition, splitCondition, type Condition, type DraftMatch, type RuleContext } from './haproxy-condition.js';
 import { comment, sourceComment, type Context } from './haproxy-context.js';
@@ -65,8 +65,7 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
   const backendRules: Rule[] = [];
   const requestHeaders = new HeaderEdits();
   const responseHeaders = new HeaderEdits();
-  const allow: string[] = [];
-  const deny: string[] = [];
+  const access = newAccessRules();
   let redirectHttps: { directive: Directive; code: number } | undefined;
   let monitor: Directive | undefined;
 
@@ -94,7 +93,7 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
         continue;
       }
       case 'http-request': {
-        const result = httpRequestRule(directive, condition, { requestHeaders, allow, deny, acls }, context);
+        const result = httpRequestRule(directive, condition, { requestHeaders, access, acls }, context);
         if (result === 'redirect-https') redirectHttps = { directive, code: redirectCode(args) };
         else if (result) requestFinals.push(result);
         continue;
@@ -212,7 +211,7 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
     } else if (source.self) {
       const self = source.self();
       const route: DraftRoute = self?.upstream !== undefined ? { to: self.upstream } : noServer();
-      if (self) decorate(route, self, hooks);
+      if (self) decorate(route, self, hooks, context);
       comment(context, route, section.header);
       add(route, section.header);
     } else {
@@ -226,8 +225,19 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
       const responseActions = route.to !== undefined ? mergeHeaders(responseHeaders, route.response_headers) : undefined;
       if (requestActions) route.request_headers = requestActions;
       if (responseActions) route.response_headers = responseActions;
-      if (allow.length > 0) route.allow = [...new Set([...(route.allow ?? []), ...allow])];
-      if (deny.length > 0) route.deny = [...new Set([...(route.deny ?? []), ...deny])];
+      if (access.allow !== undefined) {
+        if (route.allow === undefined) route.allow = [...access.allow];
+        else {
+          const first = access.directives[0]!;
+          const key = `allow:${first.location.line}`;
+          if (!context.noted.has(key)) {
+            context.noted.add(key);
+            report.skip(first.location, first.text, 'the backend has its own "deny unless" address list: HAProxy lets through only addresses in both, a route has one allow list (the backend\'s is kept)');
+          }
+        }
+      }
+      if (access.deny.length > 0) route.deny = [...new Set([...(route.deny ?? []), ...access.deny])];
+      for (const directive of access.directives) comment(context, route, directive);
     }
     return routes;
   };
@@ -324,7 +334,11 @@ function routeFor(action: Action, directive: Directive, match: DraftMatch, hooks
     case 'backend': {
       const backend = hooks.backend(action.name);
       if (typeof backend === 'string') {
-        context.report.skip(directive.location, directive.text, backend);
+        const key = `backend:${directive.location.file}:${directive.location.line}`;
+        if (!context.noted.has(key)) {
+          context.noted.add(key);
+          context.report.skip(directive.location, directive.text, backend);
+        }
         return undefined;
       }
       if (backend.upstream !== undefined) route.to = backend.upstream;
@@ -332,19 +346,20 @@ function routeFor(action: Action, directive: Directive, match: DraftMatch, hooks
         route.respond = { status: 503, body: 'No server is available to handle this request.\n' };
         comment(context, route, backend.section.header);
       }
-      decorate(route, backend, hooks, match.upgrade === 'websocket');
+      decorate(route, backend, hooks, context, match.upgrade === 'websocket');
       return route;
     }
   }
 }
 
-function decorate(route: DraftRoute, backend: BackendTranslation, hooks: FrontendHooks, websocket = false): void {
+function decorate(route: DraftRoute, backend: BackendTranslation, hooks: FrontendHooks, context: Context, websocket = false): void {
   const request = backend.requestHeaders.toDraft();
   const response = backend.responseHeaders.toDraft();
   if (request) route.request_headers = request;
   if (response) route.response_headers = response;
-  if (backend.allow.length > 0) route.allow = [...backend.allow];
-  if (backend.deny.length > 0) route.deny = [...backend.deny];
+  if (backend.access.allow !== undefined) route.allow = [...backend.access.allow];
+  if (backend.access.deny.length > 0) route.deny = [...backend.access.deny];
+  for (const directive of backend.access.directives) context.draft.comment(route, sourceComment(directive));
   if (route.to !== undefined) hooks.routed(route, backend, websocket);
 }
 
@@ -365,8 +380,7 @@ function denyAction(status: number): Action {
 
 interface FrontendTargets {
   readonly requestHeaders: HeaderEdits;
-  readonly allow: string[];
-  readonly deny: string[];
+  readonly access: AccessRules;
   readonly acls: AclTable;
 }
 
@@ -395,8 +409,7 @@ function httpRequestRule(directive: Directive, condition: ConditionReader, targe
       if (keyword !== undefined) {
         const ranges = srcRule(keyword, words, targets.acls, directive, context);
         if (ranges) {
-          (ranges.allow ? targets.allow : targets.deny).push(...ranges.ranges);
-          context.draft.comment(ranges.allow ? targets.allow : targets.deny, sourceComment(directive));
+          addAccessRule(targets.access, ranges, directive, context);
           return undefined;
         }
       }
