@@ -172,12 +172,10 @@ export function hostPasses(site: string, patterns: readonly string[]): boolean {
 }
 
 export interface MatchResult {
-  /** Matches (OR) that state the condition in this context; empty: it never holds here. */
-  readonly matches: DraftMatch[];
+  /** Matches (OR) that state the condition in this context, each with notes for its route's comments (approximations); empty: it never holds here. */
+  readonly matches: { readonly match: DraftMatch; readonly notes: readonly string[] }[];
   /** Conjunctions that cannot be stated, with the reason. */
   readonly unsupported: string[];
-  /** Notes for route comments (approximations). */
-  readonly notes: string[];
 }
 
 /**
@@ -186,9 +184,8 @@ export interface MatchResult {
  * becomes path, header, query, method and upgrade conditions.
  */
 export function conditionMatches(condition: Condition, context: RuleContext): MatchResult {
-  const matches: DraftMatch[] = [];
+  const matches: MatchResult['matches'] = [];
   const unsupported: string[] = [];
-  const notes: string[] = [];
   for (const conjunction of condition.dnf) {
     const remaining: Literal[] = [];
     let holds = true;
@@ -209,10 +206,9 @@ export function conditionMatches(condition: Condition, context: RuleContext): Ma
       if (built.why !== 'never') unsupported.push(built.why);
       continue;
     }
-    for (const note of built.notes) if (!notes.includes(note)) notes.push(note);
-    matches.push(built.match);
+    matches.push(built);
   }
-  return { matches, unsupported, notes };
+  return { matches, unsupported };
 }
 
 function describeUnsupported(literal: Literal): string {

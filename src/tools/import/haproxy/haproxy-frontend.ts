@@ -193,12 +193,13 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
         reported.add(key);
         report.skip(rule.directive.location, rule.directive.text, `${why}: ${result.matches.length > 0 || rule.condition.dnf.length > 1 ? 'that part of the condition is left out (those requests go on to the next rules)' : 'the rule is left out (its requests go on to the next rules)'}`);
       }
-      for (const match of result.matches) {
+      for (const { match, notes } of result.matches) {
         const route = routeFor(rule.action, rule.directive, match, hooks, context);
         if (!route) continue;
         comment(context, route, rule.directive);
         for (const acl of rule.condition.acls) comment(context, route, acl);
-        for (const note of result.notes) context.draft.comment(route, note);
+        for (const note of notes) context.draft.comment(route, note);
+        if (rule.action.kind === 'backend' && route.respond) context.draft.comment(route, `backend ${rule.action.name} has no server that could be carried over: HAProxy answers 503`);
         add(route, rule.directive);
       }
     }
@@ -206,6 +207,7 @@ export function translateFrontend(source: FrontendSource, context: Context, hook
       const route = routeFor({ kind: 'backend', name: defaultBackend.value }, defaultBackend.directive, {}, hooks, context);
       if (route) {
         comment(context, route, defaultBackend.directive);
+        if (route.respond) context.draft.comment(route, `backend ${defaultBackend.value} has no server that could be carried over: HAProxy answers 503`);
         add(route, defaultBackend.directive);
       }
     } else if (source.self) {
@@ -342,10 +344,7 @@ function routeFor(action: Action, directive: Directive, match: DraftMatch, hooks
         return undefined;
       }
       if (backend.upstream !== undefined) route.to = backend.upstream;
-      else {
-        route.respond = { status: 503, body: 'No server is available to handle this request.\n' };
-        comment(context, route, backend.section.header);
-      }
+      else route.respond = { status: 503, body: 'No server is available to handle this request.\n' };
       decorate(route, backend, hooks, context, match.upgrade === 'websocket');
       return route;
     }
