@@ -65,7 +65,7 @@ export const OTHER_SECTIONS: ReadonlySet<string> = new Set([
 export function readHaproxyConfig(path: string): HaproxyConfig {
   const files = configFiles(path);
   const sections: Section[] = [];
-  for (const file of files) sections.push(...parseSections(readText(file, path), file));
+  for (const file of files) sections.push(...parseSections(readText(file), file));
   if (sections.length === 0) {
     throw new ImportError({ file: files[0] ?? path, line: 1, column: 1 }, 'not an HAProxy config: no section (global, defaults, frontend, backend, listen) in it');
   }
@@ -91,11 +91,11 @@ function configFiles(path: string): string[] {
   return files;
 }
 
-function readText(file: string, given: string): string {
+function readText(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ImportError({ file: file === given ? file : file, line: 0, column: 0 }, `cannot read the file (${describeError(err)})`);
+    throw new ImportError({ file, line: 0, column: 0 }, `cannot read the file (${describeError(err)})`);
   }
 }
 

@@ -41,7 +41,7 @@ export function translateHaproxy(file: string): Translation {
       report.skip(section.header.location, section.header.text, OTHER_SECTION_NOTES[section.keyword] ?? `the ${section.keyword} section is not translated`);
       continue;
     }
-    const from = fromDefaults(section, named, current, context);
+    const from = fromDefaults(section, named, current);
     if (section.kind === 'defaults') {
       const settings = copySettings(from);
       for (const directive of section.directives) {
@@ -171,14 +171,13 @@ function noMode(section: Section, report: ImportReport): void {
 }
 
 /** `frontend NAME from DEFAULTS`: the named defaults, else the last defaults section. */
-function fromDefaults(section: Section, named: Map<string, ProxySettings>, current: ProxySettings, context: Context): ProxySettings {
+function fromDefaults(section: Section, named: Map<string, ProxySettings>, current: ProxySettings): ProxySettings {
   const args = section.header.args;
   const at = args.indexOf('from');
   if (at < 0) return section.kind === 'defaults' ? emptySettings() : current;
   const name = args[at + 1];
   const settings = name === undefined ? undefined : named.get(name);
   if (!settings) throw new ImportError(section.header.location, `no defaults section named "${name ?? ''}" before this one`);
-  void context;
   return settings;
 }
 
