@@ -157,7 +157,7 @@ function listenerTls(certs: readonly string[], directive: Directive, context: Co
   const files: { cert: string; key: string }[] = [];
   for (const crt of certs) {
     const file = configPath(context, crt, global.crtBase);
-    let isDirectory = false;
+    let isDirectory = crt.endsWith('/');
     try {
       isDirectory = statSync(file).isDirectory();
     } catch {
