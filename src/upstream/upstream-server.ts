@@ -1,4 +1,4 @@
-import type { ConnectionOptions } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import { buildConnector, Pool } from 'undici';
 import type { UpstreamTlsConfig } from '../config/model.js';
@@ -84,7 +84,7 @@ export class UpstreamServer {
     this.port = parsed.port;
     this.origin = parsed.origin;
     this.basePath = parsed.basePath;
-    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername) : undefined;
+    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername, parsed.hostname) : undefined;
     this.http2 = options.http2 ?? false;
   }
 
@@ -180,10 +180,13 @@ function withPort(host: string, port: number, secure: boolean): string {
   return port === (secure ? 443 : 80) ? host : `${host}:${port}`;
 }
 
-function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined): ConnectionOptions {
+function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined, address: string): ConnectionOptions {
   const name = tls?.servername ?? servername;
   return {
     ...(name !== undefined ? { servername: name } : {}),
+    // A server given by IP address has no SNI name: undici would then check the
+    // certificate against the request's Host, so pin the check to the address.
+    ...(name === undefined ? { checkServerIdentity: (_host: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(address, cert) } : {}),
     ...(tls?.ca ? { ca: tls.ca } : {}),
     ...(tls?.cert ? { cert: tls.cert } : {}),
     ...(tls?.key ? { key: tls.key } : {}),

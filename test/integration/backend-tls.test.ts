@@ -281,6 +281,38 @@ describe('backends behind TLS', () => {
     }
   });
 
+  test('https://IP: the certificate is checked against the URL\'s address, not the client\'s Host, for requests and handshakes alike (regression)', { timeout: 20_000 }, async () => {
+    const origin = await startTlsOrigin({ cert: pki.serverCert, key: pki.serverKey });
+    const proxy = await startProxy(`
+      servers: [https://127.0.0.1:${origin.port}]
+      tls: { ca: ${pki.caCert} }
+    `);
+    try {
+      // The client names a public host; the backend's certificate names 127.0.0.1 only.
+      const reply = await new Promise<Reply>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/by-ip', agent: false, headers: { Host: 'app.example.com' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => { body += chunk; });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(reply.status, 200, describeReply(reply));
+      const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws/by-ip`, { headers: { Host: 'app.example.com' } });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode ?? 0}`)));
+      });
+      ws.terminate();
+    } finally {
+      await proxy.close();
+      await origin.close();
+    }
+  });
+
   test('without tls.ca (the system store): 502 SY_UPSTREAM_TLS for requests and handshakes', { timeout: 20_000 }, async () => {
     const origin = await startTlsOrigin({ cert: pki.serverCert, key: pki.serverKey });
     const capture = capturingLogger();

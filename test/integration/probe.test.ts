@@ -114,6 +114,32 @@ sites:
   });
 });
 
+describe('probe against a WebSocket-only backend reached without the upgrade', () => {
+  test('426 without Sec-WebSocket-Version: the upgrade was lost on the way, not a version problem; text output shows the status once', { timeout: 20_000 }, async () => {
+    // A ws-style server answers a plain GET (the upgrade headers dropped by a hop) with a bare 426.
+    const plain = await startOrigin({
+      name: 'ws-only',
+      handler: (_req, res) => {
+        res.writeHead(426, { 'Content-Type': 'text/plain' });
+        res.end('Upgrade Required');
+      },
+      onUpgrade: (_req, socket) => {
+        socket.end('HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      },
+    });
+    try {
+      const result = await probe([`ws://127.0.0.1:${plain.port}/`, '--form', 'firefox']);
+      assert.equal(result.code, 1);
+      assert.match(result.stdout, /firefox +FAIL 426 Upgrade Required without Sec-WebSocket-Version: the backend saw a plain HTTP request, so a hop dropped Upgrade\/Connection/);
+      assert.doesNotMatch(result.stdout, /another WebSocket version/);
+      const refused = await probe([`ws://127.0.0.1:${plain.port}/`, '--form', 'minimal', '--json']);
+      assert.match(refused.json!.variants[0]!.diagnosis, /^426 Upgrade Required without Sec-WebSocket-Version/);
+    } finally {
+      await plain.close();
+    }
+  });
+});
+
 describe('probe through a real nginx', { skip: NGINX === undefined ? 'nginx is not installed' : false }, () => {
   const started: RunningNginx[] = [];
   after(async () => {

@@ -10,7 +10,8 @@ export function emitYaml(draft: ConfigDraft, header: readonly string[]): string 
   const doc = new Document();
   doc.contents = toNode(draft.toConfig(), draft) as YAMLMap;
   doc.commentBefore = header.map((line) => (line === '' ? '' : ` ${line}`)).join('\n');
-  return doc.toString({ lineWidth: 0, flowCollectionPadding: true });
+  const text = doc.toString({ lineWidth: 0, flowCollectionPadding: true });
+  return text.endsWith('\n') ? text : `${text}\n`;
 }
 
 function toNode(value: unknown, draft: ConfigDraft): YamlNode {

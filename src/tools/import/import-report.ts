@@ -17,11 +17,11 @@ export class ImportReport {
   readonly advice: ImportNote[] = [];
 
   skip(location: SourceLocation, directive: string, message: string): void {
-    this.skipped.push({ location, directive: oneLine(directive), message });
+    add(this.skipped, { location, directive: oneLine(directive), message });
   }
 
   advise(location: SourceLocation, directive: string, message: string): void {
-    this.advice.push({ location, directive: oneLine(directive), message });
+    add(this.advice, { location, directive: oneLine(directive), message });
   }
 
   /** Lines for the terminal and for the head of the generated file. */
@@ -37,6 +37,13 @@ export class ImportReport {
     }
     return lines;
   }
+}
+
+/** A directive inherited by several routes is noted once. */
+function add(notes: ImportNote[], note: ImportNote): void {
+  const same = notes.some((other) => other.message === note.message && other.directive === note.directive
+    && other.location.file === note.location.file && other.location.line === note.location.line && other.location.column === note.location.column);
+  if (!same) notes.push(note);
 }
 
 function oneLine(text: string): string {

@@ -6,7 +6,12 @@
 export interface ClientForm {
   readonly name: string;
   readonly description: string;
-  /** Headers after the request line, without Host, Sec-WebSocket-Key and Origin (added per request). */
+  /** How the handshake goes: an HTTP/1.1 Upgrade, or an RFC 8441 extended CONNECT on an HTTP/2 stream. */
+  readonly transport: 'http/1.1' | 'h2';
+  /**
+   * Headers after the request line (HTTP/1.1) or the pseudo-headers (HTTP/2,
+   * lowercase), without Host, Sec-WebSocket-Key and Origin (added per request).
+   */
   readonly headers: readonly (readonly [string, string])[];
   /** Sends an Origin header (browsers always do). */
   readonly origin: boolean;
@@ -18,6 +23,7 @@ export const CLIENT_FORMS: readonly ClientForm[] = [
   {
     name: 'chromium',
     description: 'Chromium / Chrome / Edge',
+    transport: 'http/1.1',
     origin: true,
     deflate: true,
     headers: [
@@ -35,6 +41,7 @@ export const CLIENT_FORMS: readonly ClientForm[] = [
   {
     name: 'firefox',
     description: 'Firefox (current)',
+    transport: 'http/1.1',
     origin: true,
     deflate: true,
     headers: [
@@ -56,6 +63,7 @@ export const CLIENT_FORMS: readonly ClientForm[] = [
   {
     name: 'keep-alive-upgrade',
     description: 'Connection: keep-alive, Upgrade (older Firefox, several libraries)',
+    transport: 'http/1.1',
     origin: true,
     deflate: true,
     headers: [
@@ -72,6 +80,7 @@ export const CLIENT_FORMS: readonly ClientForm[] = [
   {
     name: 'safari',
     description: 'Safari',
+    transport: 'http/1.1',
     origin: true,
     deflate: true,
     headers: [
@@ -87,6 +96,7 @@ export const CLIENT_FORMS: readonly ClientForm[] = [
   {
     name: 'minimal',
     description: 'the minimal RFC 6455 form (lowercase "upgrade: websocket", no Origin)',
+    transport: 'http/1.1',
     origin: false,
     deflate: false,
     headers: [
@@ -96,3 +106,26 @@ export const CLIENT_FORMS: readonly ClientForm[] = [
     ],
   },
 ];
+
+/**
+ * WebSockets over HTTP/2 (RFC 8441) as Chromium sends them: `:method CONNECT`,
+ * `:protocol websocket` (added per request with `:scheme`, `:path`,
+ * `:authority`), then these headers. Runs for wss/https URLs only: browsers
+ * speak HTTP/2 only over TLS.
+ */
+export const HTTP2_FORM: ClientForm = {
+  name: 'http2',
+  description: 'WebSocket over HTTP/2 extended CONNECT (RFC 8441), as Chromium sends it',
+  transport: 'h2',
+  origin: true,
+  deflate: true,
+  headers: [
+    ['pragma', 'no-cache'],
+    ['cache-control', 'no-cache'],
+    ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'],
+    ['sec-websocket-version', '13'],
+    ['accept-encoding', 'gzip, deflate, br, zstd'],
+    ['accept-language', 'en-US,en;q=0.9'],
+    ['sec-websocket-extensions', 'permessage-deflate; client_max_window_bits'],
+  ],
+};

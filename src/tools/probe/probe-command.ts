@@ -2,18 +2,23 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.js';
 import { ProxyError } from '../../errors.js';
-import { CLIENT_FORMS, type ClientForm } from './client-forms.js';
+import { CLIENT_FORMS, HTTP2_FORM, type ClientForm } from './client-forms.js';
 import { compareVariants, diagnose, type VariantReport } from './diagnosis.js';
-import { holdIdle, probeSession, probeTarget, type ProbeOptions, type ProbeTarget } from './probe-session.js';
+import { probeHttp2Session } from './http2-session.js';
+import { holdIdle, probeSession, probeTarget, type ProbeOptions, type ProbeTarget, type SessionResult } from './probe-session.js';
 
 export const PROBE_USAGE = `Usage: switchyard probe URL [options]
 
 Opens a WebSocket to URL (ws, wss, http, https: any server or chain of
 proxies) once per client header form (${CLIENT_FORMS.map((form) => form.name).join(', ')}),
 sends a text and a binary message, closes, and says in plain words what failed.
+For wss/https URLs one more variant, ${HTTP2_FORM.name}, does the same over HTTP/2
+extended CONNECT (RFC 8441); it is skipped (not failed) when the server does not
+speak HTTP/2 or does not offer WebSockets over it.
 
 Options:
-  --form NAME            only this client form (repeatable)
+  --form NAME            only this variant (repeatable; ${HTTP2_FORM.name} needs wss/https)
+  --no-http2             leave out the ${HTTP2_FORM.name} variant
   --origin ORIGIN        Origin to send (default: the URL's own)
   --protocol NAME        ask for this subprotocol (repeatable)
   --header "Name: value" extra request header (repeatable)
@@ -24,12 +29,13 @@ Options:
   --echo-wait D          how long to wait for the echo (default 2s)
   --idle D               then hold one idle connection up to D to find the path's idle cut-off
   --json                 machine-readable output
-Exit code: 0 when every form passed (and the idle test, if asked, held), 1 otherwise, 2 on bad usage.`;
+Exit code: 0 when every variant passed or was skipped (and the idle test, if asked,
+held), 1 otherwise, 2 on bad usage.`;
 
 interface ProbeReport {
   url: string;
   ok: boolean;
-  variants: { form: string; ok: boolean; status?: number; diagnosis: string; timings: Record<string, number | undefined>; subprotocol?: string; extensions?: string; echo?: string; closeCode?: number; error?: string }[];
+  variants: { form: string; transport: 'http/1.1' | 'h2'; applicable: boolean; ok: boolean; status?: number; alpn?: string; diagnosis: string; timings: Record<string, number | undefined>; subprotocol?: string; extensions?: string; echo?: string; closeCode?: number; error?: string }[];
   comparison?: string;
   idle?: { heldMs: number; endedAfterMs?: number; diagnosis: string };
 }
@@ -47,7 +53,7 @@ export async function probeCommand(argv: readonly string[]): Promise<number> {
   } catch (err) {
     throw new ProxyError('SY_USAGE', (err as Error).message);
   }
-  const forms = selectForms(values.form ?? []);
+  const forms = selectForms(values.form ?? [], target, values['no-http2'] ?? false);
   const options: ProbeOptions = {
     ...(values.origin !== undefined ? { origin: values.origin } : {}),
     subprotocols: values.protocol ?? [],
@@ -67,7 +73,7 @@ export async function probeCommand(argv: readonly string[]): Promise<number> {
 
   const reports: VariantReport[] = [];
   for (const form of forms) {
-    const result = await probeSession(target, form, options);
+    const result = await probeVariant(target, form, options);
     const verdict = diagnose(result, target.host);
     const report = { form, result, ...verdict };
     reports.push(report);
@@ -84,9 +90,10 @@ export async function probeCommand(argv: readonly string[]): Promise<number> {
     const out: ProbeReport = {
       url: target.url.href,
       ok,
-      variants: reports.map(({ form, result, ok: passed, diagnosis }) => ({
-        form: form.name, ok: passed, diagnosis, timings: { ...result.timings },
+      variants: reports.map(({ form, result, applicable, ok: passed, diagnosis }) => ({
+        form: form.name, transport: form.transport, applicable, ok: passed, diagnosis, timings: { ...result.timings },
         ...(result.status !== undefined ? { status: result.status } : {}),
+        ...(result.alpn !== undefined ? { alpn: result.alpn } : {}),
         ...(result.subprotocol !== undefined ? { subprotocol: result.subprotocol } : {}),
         ...(result.extensions !== undefined ? { extensions: result.extensions } : {}),
         ...(result.echo !== undefined ? { echo: result.echo } : {}),
@@ -102,13 +109,13 @@ export async function probeCommand(argv: readonly string[]): Promise<number> {
 }
 
 async function idleTest(target: ProbeTarget, reports: readonly VariantReport[], options: ProbeOptions, idleMs: number, json: boolean): Promise<NonNullable<ProbeReport['idle']>> {
-  const form = reports.find((report) => report.ok)?.form;
+  const form = reports.find((report) => report.ok && report.applicable)?.form;
   if (!form) return { heldMs: 0, diagnosis: 'no form upgraded: nothing to hold idle' };
-  const session = await probeSession(target, form, options, true);
-  if (!session.socket) return { heldMs: 0, diagnosis: 'the idle connection did not upgrade' };
+  const session = await probeVariant(target, form, options, true);
+  if (!session.stream) return { heldMs: 0, diagnosis: 'the idle connection did not upgrade' };
   if (!json) process.stderr.write(`  idle: holding one ${form.name} connection up to ${seconds(idleMs)} `);
   let shown = 0;
-  const { endedAfterMs } = await holdIdle(session.socket, idleMs, (elapsed) => {
+  const { endedAfterMs } = await holdIdle(session.stream, idleMs, (elapsed) => {
     // A dot per second of silence, a figure every 10 s: progress without a flood.
     const whole = Math.floor(elapsed / 1000);
     if (json || whole <= shown) return;
@@ -133,7 +140,9 @@ function formatVariant(report: VariantReport): string {
     timings.echoMs !== undefined ? `echo ${timings.echoMs}ms` : '',
   ].filter((part) => part !== '').join(' ');
   const negotiated = [report.result.subprotocol ? `protocol ${report.result.subprotocol}` : '', report.result.extensions ? `extensions ${report.result.extensions}` : ''].filter((part) => part !== '').join(', ');
-  return `  ${report.form.name.padEnd(19)} ${report.ok ? 'PASS' : 'FAIL'} ${String(status ?? '---').padEnd(4)}${report.diagnosis}\n  ${''.padEnd(19)} ${parts}${negotiated ? `  (${negotiated})` : ''}`;
+  const verdict = !report.applicable ? 'SKIP' : report.ok ? 'PASS' : 'FAIL';
+  const diagnosis = status === undefined ? report.diagnosis : report.diagnosis.replace(new RegExp(`^${status}:? `), '');
+  return `  ${report.form.name.padEnd(19)} ${verdict} ${String(status ?? '---').padEnd(4)}${diagnosis}\n  ${''.padEnd(19)} ${parts}${negotiated ? `  (${negotiated})` : ''}`;
 }
 
 function parseProbeArgs(argv: readonly string[]): ReturnType<typeof parseArgsWithOptions> {
@@ -152,6 +161,7 @@ function parseArgsWithOptions(argv: readonly string[]) {
       help: { type: 'boolean', short: 'h' },
       json: { type: 'boolean' },
       insecure: { type: 'boolean' },
+      'no-http2': { type: 'boolean' },
       form: { type: 'string', multiple: true },
       origin: { type: 'string' },
       protocol: { type: 'string', multiple: true },
@@ -166,11 +176,23 @@ function parseArgsWithOptions(argv: readonly string[]) {
   });
 }
 
-function selectForms(names: readonly string[]): ClientForm[] {
-  if (names.length === 0) return [...CLIENT_FORMS];
+/** One variant's session: over HTTP/1.1, or over HTTP/2 for the http2 form. */
+function probeVariant(target: ProbeTarget, form: ClientForm, options: ProbeOptions, keepOpen = false): Promise<SessionResult> {
+  return form.transport === 'h2' ? probeHttp2Session(target, form, options, keepOpen) : probeSession(target, form, options, keepOpen);
+}
+
+/**
+ * The variants to run: the --form ones in their order, else every HTTP/1.1
+ * form and, for wss/https URLs without --no-http2, the http2 one last.
+ */
+function selectForms(names: readonly string[], target: ProbeTarget, noHttp2: boolean): ClientForm[] {
+  const all = [...CLIENT_FORMS, HTTP2_FORM];
+  if (names.length === 0) return target.secure && !noHttp2 ? all : [...CLIENT_FORMS];
   return names.map((name) => {
-    const form = CLIENT_FORMS.find((candidate) => candidate.name === name);
-    if (!form) throw new ProxyError('SY_USAGE', `--form ${name}: expected one of ${CLIENT_FORMS.map((candidate) => candidate.name).join(', ')}`);
+    const form = all.find((candidate) => candidate.name === name);
+    if (!form) throw new ProxyError('SY_USAGE', `--form ${name}: expected one of ${all.map((candidate) => candidate.name).join(', ')}`);
+    if (form.transport === 'h2' && !target.secure) throw new ProxyError('SY_USAGE', `--form ${name}: WebSockets over HTTP/2 need a wss or https URL (browsers speak HTTP/2 only over TLS)`);
+    if (form.transport === 'h2' && noHttp2) throw new ProxyError('SY_USAGE', `--form ${name} and --no-http2 contradict each other`);
     return form;
   });
 }

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import net, { type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { inflateRawSync } from 'node:zlib';
-import { encodeFrame } from '../../proxy/frames/control-frames.js';
+import { closeFrame, encodeFrame } from '../../proxy/frames/control-frames.js';
 import type { ClientForm } from './client-forms.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -37,13 +38,24 @@ export interface Timings {
 
 /** What one handshake and its exchange showed. */
 export interface SessionResult {
+  /** HTTP/1.1 Upgrade, or HTTP/2 extended CONNECT (RFC 8441). */
+  transport: 'http/1.1' | 'h2';
   timings: Timings;
+  /**
+   * Why this variant does not apply to the server (HTTP/2: ALPN did not choose
+   * h2, or no SETTINGS_ENABLE_CONNECT_PROTOCOL): not a failure.
+   */
+  notApplicable?: string;
+  /** The protocol ALPN chose (HTTP/2 variant), when any. */
+  alpn?: string;
+  /** HTTP/2: the error code's name when the server reset the CONNECT stream before answering. */
+  resetCode?: string;
   /** The failure's class when it failed before an answer. */
   error?: { code: string; message: string; stage: 'dns' | 'tcp' | 'tls' | 'handshake' };
   status?: number;
   statusText?: string;
   responseHeaders?: Record<string, string>;
-  /** 101 with the right Sec-WebSocket-Accept. */
+  /** 101 with the right Sec-WebSocket-Accept (HTTP/2: :status 200). */
   upgraded: boolean;
   acceptValid?: boolean;
   subprotocol?: string;
@@ -54,8 +66,8 @@ export interface SessionResult {
   closeCode?: number;
   /** The connection ended before the exchange was over. */
   closedEarly?: boolean;
-  /** The socket, kept open for the idle test when asked. */
-  socket?: Socket;
+  /** The upgraded connection (a socket, or an HTTP/2 stream), kept open for the idle test when asked. */
+  stream?: Duplex;
 }
 
 /** Parses ws/wss/http/https URLs into where to connect. */
@@ -74,25 +86,10 @@ export function probeTarget(text: string): ProbeTarget {
  * failures are part of the result.
  */
 export async function probeSession(target: ProbeTarget, form: ClientForm, options: ProbeOptions, keepOpen = false): Promise<SessionResult> {
-  const result: SessionResult = { timings: {}, upgraded: false };
-  let address: string;
-  const started = performance.now();
-  try {
-    address = net.isIP(target.host) !== 0 ? target.host : (await lookup(target.host)).address;
-    result.timings.dnsMs = round(performance.now() - started);
-  } catch (err) {
-    result.error = { code: (err as NodeJS.ErrnoException).code ?? 'EDNS', message: (err as Error).message, stage: 'dns' };
-    return result;
-  }
-  let socket: Socket;
-  try {
-    socket = await connect(target, address, options, result.timings);
-  } catch (err) {
-    const stage = (err as { stage?: 'tcp' | 'tls' }).stage ?? 'tcp';
-    result.error = { code: (err as NodeJS.ErrnoException).code ?? 'ECONNECT', message: (err as Error).message, stage };
-    return result;
-  }
-  const reader = new FrameReader(socket);
+  const result: SessionResult = { transport: 'http/1.1', timings: {}, upgraded: false };
+  const socket = await openConnection(target, options, result, ['http/1.1']);
+  if (!socket) return result;
+  const reader = new FrameReader(socket, true);
   try {
     const key = randomBytes(16).toString('base64');
     const sentAt = performance.now();
@@ -116,7 +113,7 @@ export async function probeSession(target: ProbeTarget, form: ClientForm, option
     result.extensions = result.responseHeaders?.['sec-websocket-extensions'];
     reader.deflate = /permessage-deflate/i.test(result.extensions ?? '');
     if (keepOpen) {
-      result.socket = socket;
+      result.stream = socket;
       return result;
     }
     await exchange(socket, reader, options, result);
@@ -127,12 +124,39 @@ export async function probeSession(target: ProbeTarget, form: ClientForm, option
   return result;
 }
 
-async function exchange(socket: Socket, reader: FrameReader, options: ProbeOptions, result: SessionResult): Promise<void> {
+/**
+ * DNS, then TCP, then (for wss/https) TLS offering `alpn`: the connection, or
+ * undefined with the failure (and its stage) in `result.error`.
+ */
+export async function openConnection(target: ProbeTarget, options: ProbeOptions, result: SessionResult, alpn: readonly string[]): Promise<Socket | undefined> {
+  let address: string;
+  const started = performance.now();
+  try {
+    address = net.isIP(target.host) !== 0 ? target.host : (await lookup(target.host)).address;
+    result.timings.dnsMs = round(performance.now() - started);
+  } catch (err) {
+    result.error = { code: (err as NodeJS.ErrnoException).code ?? 'EDNS', message: (err as Error).message, stage: 'dns' };
+    return undefined;
+  }
+  try {
+    return await connect(target, address, options, result.timings, alpn);
+  } catch (err) {
+    const stage = (err as { stage?: 'tcp' | 'tls' }).stage ?? 'tcp';
+    result.error = { code: (err as NodeJS.ErrnoException).code ?? 'ECONNECT', message: (err as Error).message, stage };
+    return undefined;
+  }
+}
+
+/**
+ * After the upgrade, on whatever carries the frames (a socket for HTTP/1.1, a
+ * stream for HTTP/2): a text and a binary message, the echo, a clean close.
+ */
+export async function exchange(stream: Duplex, reader: FrameReader, options: ProbeOptions, result: SessionResult): Promise<void> {
   const text = `switchyard probe ${randomBytes(6).toString('hex')}`;
   const binary = randomBytes(16);
   const echoFrom = performance.now();
-  socket.write(maskedFrame(0x1, Buffer.from(text)));
-  socket.write(maskedFrame(0x2, binary));
+  stream.write(maskedFrame(0x1, Buffer.from(text)));
+  stream.write(maskedFrame(0x2, binary));
   const first = await reader.nextMessage(options.echoMs);
   if (first === undefined) {
     result.echo = reader.ended ? undefined : 'none';
@@ -147,13 +171,11 @@ async function exchange(socket: Socket, reader: FrameReader, options: ProbeOptio
     result.closedEarly = true;
     return;
   }
-  const code = Buffer.alloc(2);
-  code.writeUInt16BE(1000);
-  socket.write(maskedFrame(0x8, code));
+  stream.write(closeFrame(1000, '', true));
   result.closeCode = await reader.closeReply(options.echoMs);
 }
 
-function connect(target: ProbeTarget, address: string, options: ProbeOptions, timings: Timings): Promise<Socket> {
+function connect(target: ProbeTarget, address: string, options: ProbeOptions, timings: Timings, alpn: readonly string[]): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const raw = net.connect({ host: address, port: target.port });
@@ -175,7 +197,7 @@ function connect(target: ProbeTarget, address: string, options: ProbeOptions, ti
       }
       const tlsStarted = performance.now();
       const servername = net.isIP(target.host) === 0 ? target.host : undefined;
-      const secure = tls.connect({ ...options.tls, socket: raw, ...(servername ? { servername } : {}), ALPNProtocols: ['http/1.1'] });
+      const secure = tls.connect({ ...options.tls, socket: raw, ...(servername ? { servername } : {}), ALPNProtocols: [...alpn] });
       raw.removeAllListeners('error');
       secure.once('error', (err) => {
         clearTimeout(timer);
@@ -228,13 +250,16 @@ export function maskedFrame(opcode: number, payload: Buffer): Buffer {
   return encodeFrame(opcode, payload, true);
 }
 
-interface Message {
+export interface Message {
   opcode: number;
   payload: Buffer;
 }
 
-/** Reads the response head, then server frames (answers pings, inflates permessage-deflate). */
-class FrameReader {
+/**
+ * Reads server frames from a socket or an HTTP/2 stream (answers pings,
+ * inflates permessage-deflate); over HTTP/1.1 the response head comes first.
+ */
+export class FrameReader {
   ended = false;
   deflate = false;
   private buffer: Buffer = Buffer.alloc(0);
@@ -245,10 +270,12 @@ class FrameReader {
   private fragmentOpcode = 0;
   private fragmentCompressed = false;
   private wake: (() => void) | undefined;
-  private headDone = false;
+  private headDone: boolean;
 
-  constructor(private readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
+  /** `readsHead`: an HTTP/1.1 response head precedes the frames (readHead()). */
+  constructor(private readonly stream: Duplex, readsHead: boolean) {
+    this.headDone = !readsHead;
+    stream.on('data', (chunk: Buffer) => {
       this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
       if (this.headDone) this.parseFrames();
       this.wake?.();
@@ -257,9 +284,9 @@ class FrameReader {
       this.ended = true;
       this.wake?.();
     };
-    socket.on('end', end);
-    socket.on('close', end);
-    socket.on('error', end);
+    stream.on('end', end);
+    stream.on('close', end);
+    stream.on('error', end);
   }
 
   async readHead(timeoutMs: number): Promise<string | undefined> {
@@ -344,7 +371,7 @@ class FrameReader {
       const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
       if (opcode === 0x9) {
-        this.socket.write(maskedFrame(0xa, payload));
+        this.stream.write(maskedFrame(0xa, payload));
       } else if (opcode === 0x8) {
         this.closeSeen = true;
         this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : undefined;
@@ -372,8 +399,8 @@ class FrameReader {
   }
 }
 
-/** Holds an upgraded connection without sending anything, until it ends or `maxMs` passes. */
-export async function holdIdle(socket: Socket, maxMs: number, progress: (elapsedMs: number) => void): Promise<{ endedAfterMs: number | undefined }> {
+/** Holds an upgraded connection (socket or stream) without sending anything, until it ends or `maxMs` passes. */
+export async function holdIdle(socket: Duplex, maxMs: number, progress: (elapsedMs: number) => void): Promise<{ endedAfterMs: number | undefined }> {
   const started = performance.now();
   let ended: number | undefined;
   const onEnd = (): void => { ended ??= performance.now() - started; };
@@ -390,6 +417,6 @@ export async function holdIdle(socket: Socket, maxMs: number, progress: (elapsed
   return { endedAfterMs: ended === undefined ? undefined : round(ended) };
 }
 
-function round(ms: number): number {
+export function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
