@@ -9,7 +9,9 @@ import { parseSections, splitWords } from '../../src/tools/import/haproxy/haprox
 import { translateHaproxy } from '../../src/tools/import/haproxy/haproxy-translator.js';
 import { emitYaml } from '../../src/tools/import/emit-yaml.js';
 import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
+import { HAPROXY, startHaproxy } from '../helpers/haproxy.js';
 import { listFixtures, runImportFixture } from '../helpers/import-fixtures.js';
+import { connectRaw, readUntil } from '../helpers/raw.js';
 
 after(stopSwitchyards);
 
@@ -254,4 +256,63 @@ backend old
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+/**
+ * The WebSocket tests HAProxy configs write by hand, and the handshake forms
+ * clients send: what the import says each test misses must be what a real
+ * HAProxy misses.
+ */
+describe('switchyard import haproxy: the strict-match advice agrees with a real HAProxy', { skip: HAPROXY === undefined ? 'haproxy is not installed' : false }, () => {
+  const forms = [
+    'hdr(Upgrade) -i websocket', 'hdr(Upgrade) WebSocket', 'hdr(Upgrade) websocket', 'hdr_beg(Upgrade) -i web',
+    'hdr(Connection) -i upgrade', 'hdr(Connection) -m str Upgrade', 'req.fhdr(Connection) -i upgrade', 'hdr_reg(Connection) ^Upgrade$',
+    'hdr_sub(Connection) -i upgrade', 'req.hdr(Connection) -m reg -i ^upgrade$',
+  ];
+  const samples = [
+    { header: 'Upgrade: websocket', upgrade: 'websocket', connection: 'Upgrade' },
+    { header: 'Upgrade: WebSocket', upgrade: 'WebSocket', connection: 'Upgrade' },
+    { header: 'Connection: Upgrade', upgrade: 'websocket', connection: 'Upgrade' },
+    { header: 'Connection: upgrade', upgrade: 'websocket', connection: 'upgrade' },
+    { header: 'Connection: keep-alive, Upgrade', upgrade: 'websocket', connection: 'keep-alive, Upgrade' },
+  ];
+
+  test('each form, each handshake', { timeout: 60_000 }, async () => {
+    const rules = forms.map((form, index) => `  http-request return status 200 if { hdr(X-Case) -m str ${index} } { ${form} }`).join('\n');
+    const haproxy = await startHaproxy(`  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n${rules}\n  http-request return status 404\n`);
+    try {
+      for (const [index, form] of forms.entries()) {
+        const missed: string[] = [];
+        for (const sample of samples) {
+          const socket = await connectRaw(haproxy.port);
+          socket.write(`GET /ws HTTP/1.1\r\nHost: example.com\r\nX-Case: ${index}\r\nUpgrade: ${sample.upgrade}\r\nConnection: ${sample.connection}\r\n`
+            + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+          const status = /^HTTP\/1\.1 (\d{3})/.exec(await readUntil(socket, '\r\n'))?.[1];
+          socket.destroy();
+          if (status === '404') missed.push(sample.header);
+          else assert.equal(status, '200', `${form}: ${sample.header}`);
+        }
+        const said = importAdvice(form);
+        // Samples on the other header are outside the test; only misses on its own header count.
+        const header = /Upgrade\)/.test(form) ? 'Upgrade' : 'Connection';
+        assert.deepEqual(said.sort(), missed.filter((text) => text.startsWith(header)).sort(), `${form}: the import says it misses ${JSON.stringify(said)}, HAProxy missed ${JSON.stringify(missed)}`);
+      }
+    } finally {
+      await haproxy.close();
+    }
+  });
+
+  /** The handshake forms the import's advice says FORM misses. */
+  function importAdvice(form: string): string[] {
+    const dir = folder({ 'haproxy.cfg': `defaults\n    mode http\nfrontend fe\n    bind :8080\n    acl t ${form}\n    use_backend ws if t\n    default_backend web\nbackend ws\n    server w 10.0.0.1:1\nbackend web\n    server h 10.0.0.2:2\n` });
+    try {
+      const { report, draft } = translateHaproxy(join(dir, 'haproxy.cfg'));
+      assert.deepEqual(draft.sites[0]!.routes[0]!.match, { upgrade: 'websocket' }, `${form}: not translated as upgrade: websocket`);
+      const note = report.advice.find((entry) => entry.location.line === 5);
+      if (!note) return [];
+      return [...note.message.matchAll(/`([^`]+)`/g)].map((match) => match[1]!).filter((text) => /^(Upgrade|Connection): /.test(text));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
 });

@@ -264,9 +264,18 @@ function countAtoms(test: AclTest): Atom[] {
   return [{ kind: 'header', name: test.arg, condition: { present } }];
 }
 
-/** Whether HAProxy's match of `test` accepts `value` as one header item (or the whole line). */
-function haproxyMatches(test: AclTest, pattern: string, headerLine: string): boolean {
-  const items = test.fetch === 'hdr' ? headerLine.split(',').map((item) => item.trim()) : [headerLine];
+/**
+ * Whether HAProxy's test accepts a request whose header `name` is `headerLine`.
+ * As HAProxy 2.x reads it: hdr() tests each comma-separated item, fhdr() the
+ * whole line, and the HTTP/1 parser has already dropped the keep-alive and
+ * close tokens from Connection (so Firefox's `keep-alive, Upgrade` arrives
+ * as `Upgrade`).
+ */
+function haproxyMatches(test: AclTest, pattern: string, name: string, headerLine: string): boolean {
+  const line = name === 'connection'
+    ? headerLine.split(',').map((item) => item.trim()).filter((item) => !/^(keep-alive|close)$/i.test(item)).join(', ')
+    : headerLine;
+  const items = test.fetch === 'hdr' ? line.split(',').map((item) => item.trim()) : [line];
   const fold = (text: string): string => (test.caseless ? text.toLowerCase() : text);
   return items.some((item) => {
     const value = fold(item);
@@ -303,7 +312,7 @@ function headerAtoms(test: AclTest): Atom[] {
   if (unknownConverter !== undefined) return [{ kind: 'unsupported', why: `${test.text}: the converter ${unknownConverter} has no Switchyard match` }];
   if (name === 'upgrade' || name === 'connection') {
     const samples = name === 'upgrade' ? UPGRADE_SAMPLES : CONNECTION_SAMPLES;
-    const accepted = test.values.flatMap((value) => samples.filter((sample) => haproxyMatches(test, value, sample.line)));
+    const accepted = test.values.flatMap((value) => samples.filter((sample) => haproxyMatches(test, value, name, sample.line)));
     if (accepted.length > 0) {
       const misses = samples.filter((sample) => !accepted.includes(sample)).map((sample) => sample.who);
       return [{ kind: 'upgrade', header: name === 'upgrade' ? 'Upgrade' : 'Connection', misses }];

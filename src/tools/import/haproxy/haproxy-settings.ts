@@ -194,7 +194,7 @@ export function noteCommon(directive: Directive, report: ImportReport): boolean 
   }
   switch (first) {
     case 'http-tunnel':
-      return advise('redundant: Switchyard tunnels every WebSocket upgrade by itself after the 101 (HAProxy 2.1 and later ignore it with a deprecation warning)');
+      return advise('redundant: Switchyard tunnels every WebSocket upgrade by itself after the 101 (HAProxy deprecated it in 2.0, and 2.1 and later refuse a config that has it)');
     case 'forwardfor':
       if (directive.args.includes('header')) return skip('X-Forwarded-For under another header name: Switchyard always sends X-Forwarded-For');
       return advise('redundant: Switchyard adds X-Forwarded-For (and X-Forwarded-Proto, -Host, -Port) to every request');

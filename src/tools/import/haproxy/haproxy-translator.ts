@@ -3,7 +3,6 @@ import { statSync } from 'node:fs';
 import { ConfigDraft, type DraftRoute } from '../config-draft.js';
 import { ImportError } from '../import-error.js';
 import { ImportReport } from '../import-report.js';
-import type { SourceLocation } from '../source-location.js';
 import type { Translation } from '../translation.js';
 import { formatDuration } from '../values.js';
 import { AclTable, parseAclTest } from './haproxy-acl.js';
@@ -22,7 +21,7 @@ import { applySetting, copySettings, emptySettings, noteCommon, type ProxySettin
 export function translateHaproxy(file: string): Translation {
   const config = readHaproxyConfig(file);
   const draft = new ConfigDraft();
-  const report = new OnceReport();
+  const report = new ImportReport();
   dropEnvironmentDirectives(config.sections, report);
   const baseDir = isDirectory(file) ? resolve(file) : dirname(resolve(file));
   const global: GlobalSettings = { maxconn: undefined, ciphers: undefined, minVersion: undefined, crtBase: undefined, caBase: undefined, serverVerifyNone: undefined, maxHeaderCount: undefined };
@@ -128,29 +127,6 @@ export function translateHaproxy(file: string): Translation {
     throw new ImportError(first.header.location, 'nothing to translate: no frontend or listen section in mode http with a bind line');
   }
   return { draft, report };
-}
-
-/**
- * The report, without repeats: a directive inherited from defaults is looked
- * at once per proxy that uses it, and its note is given once.
- */
-class OnceReport extends ImportReport {
-  private readonly given = new Set<string>();
-
-  override skip(location: SourceLocation, directive: string, message: string): void {
-    if (this.first('skip', location, message)) super.skip(location, directive, message);
-  }
-
-  override advise(location: SourceLocation, directive: string, message: string): void {
-    if (this.first('advise', location, message)) super.advise(location, directive, message);
-  }
-
-  private first(kind: string, location: SourceLocation, message: string): boolean {
-    const key = `${kind}:${location.file}:${location.line}:${location.column}:${message}`;
-    if (this.given.has(key)) return false;
-    this.given.add(key);
-    return true;
-  }
 }
 
 /**
