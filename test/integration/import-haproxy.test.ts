@@ -1,16 +1,22 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { WebSocket, WebSocketServer } from 'ws';
 import { after, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { parseSections, splitWords } from '../../src/tools/import/haproxy/haproxy-parser.js';
 import { translateHaproxy } from '../../src/tools/import/haproxy/haproxy-translator.js';
 import { emitYaml } from '../../src/tools/import/emit-yaml.js';
+import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
 import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { HAPROXY, startHaproxy } from '../helpers/haproxy.js';
-import { listFixtures, runImportFixture } from '../helpers/import-fixtures.js';
+import { FIXTURE_ROOT, listFixtures, runImportFixture } from '../helpers/import-fixtures.js';
+import { closedPort } from '../helpers/origins.js';
 import { connectRaw, readUntil } from '../helpers/raw.js';
 
 after(stopSwitchyards);
@@ -316,3 +322,225 @@ describe('switchyard import haproxy: the strict-match advice agrees with a real 
     }
   }
 });
+
+/**
+ * The other direction: each fixture's own HAProxy config, run by a real
+ * HAProxy with the same origins, must answer the fixture's requests the way
+ * the expectation (and so the translation) says: the same backend, path and
+ * Host, the same local answers. Redirects to https may differ only in status
+ * (HAProxy's 301/302 against Switchyard's 308). Lines HAProxy 2.x no longer
+ * accepts are modernised first (option http-tunnel dropped, 1.x keywords
+ * renamed), process settings removed, and every bind moved to a free
+ * loopback port.
+ */
+describe('switchyard import haproxy: the fixtures through a real HAProxy reach the same backends', { skip: HAPROXY === undefined ? 'haproxy is not installed' : false }, () => {
+  for (const name of listFixtures('haproxy')) {
+    test(name, { timeout: 60_000 }, async () => {
+      await throughHaproxy(name);
+    });
+  }
+});
+
+interface FixtureExpectation {
+  readonly backends?: Record<string, string>;
+  readonly tlsBackends?: string[];
+  readonly certs?: { cert: string; key: string }[];
+  readonly requests: {
+    listen?: string; host: string; path: string; method?: string; headers?: Record<string, string>; websocket?: boolean;
+    origin?: string; originPath?: string; originHost?: string; status?: number; location?: string;
+    /** Where the translation deliberately differs from HAProxy (a strict test it fixes): what HAProxy itself does, and why. */
+    haproxy?: { origin?: string; status?: number; why: string };
+  }[];
+}
+
+async function throughHaproxy(name: string): Promise<void> {
+  const expectation = JSON.parse(readFileSync(join(FIXTURE_ROOT, 'haproxy', `${name}.expect.json`), 'utf8')) as FixtureExpectation;
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-haproxy-fixture-'));
+  const cert = await selfSignedCertificate('switchyard-haproxy-fixture-cert-');
+  const origins = new Map<string, { port: number; close(): Promise<void> }>();
+  let haproxy: ChildProcess | undefined;
+  let haproxyLog = '';
+  try {
+    cpSync(join(FIXTURE_ROOT, 'haproxy'), dir, { recursive: true });
+    for (const pair of expectation.certs ?? []) {
+      mkdirSync(dirname(join(dir, pair.cert)), { recursive: true });
+      copyFileSync(cert.certFile, join(dir, pair.cert));
+      copyFileSync(cert.keyFile, join(dir, pair.key));
+    }
+    const replacements: [string, string][] = [];
+    for (const [address, originName] of Object.entries(expectation.backends ?? {})) {
+      if (!origins.has(originName)) origins.set(originName, await namedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined));
+      replacements.push([address, `127.0.0.1:${origins.get(originName)!.port}`]);
+    }
+    replacements.sort((a, b) => b[0].length - a[0].length);
+    for (const file of readdirSync(dir)) {
+      if (!/\.(conf|lst)$/.test(file)) continue;
+      let text = readFileSync(join(dir, file), 'utf8');
+      for (const [from, to] of replacements) text = text.split(from).join(to);
+      writeFileSync(join(dir, file), text);
+    }
+    const { text, binds } = await runnableHaproxyConfig(readFileSync(join(dir, `${name}.conf`), 'utf8'));
+    writeFileSync(join(dir, 'run.cfg'), text);
+    haproxy = spawn(HAPROXY!, ['-db', '-f', 'run.cfg'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    haproxy.stderr?.setEncoding('utf8').on('data', (chunk: string) => { haproxyLog += chunk; });
+    const deadline = Date.now() + 10_000;
+    for (const { port } of binds.values()) {
+      while (!(await accepting(port))) {
+        if (haproxy.exitCode !== null || Date.now() > deadline) throw new Error(`haproxy did not start:\n${haproxyLog}\n${text}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    // Requests without a listener go to the translation's first one, as in the fixture harness.
+    const first = translateHaproxy(join(dir, `${name}.conf`)).draft.listeners[0]!.address;
+    for (const written of expectation.requests) {
+      const request = { ...written, ...written.haproxy };
+      const bind = binds.get(request.listen ?? first);
+      assert.ok(bind, `${name}: no bind for ${request.listen ?? first}`);
+      const what = `${name} through HAProxy: ${request.websocket ? 'WebSocket' : (request.method ?? 'GET')} ${request.host}${request.path}`;
+      const answer = request.websocket ? await haproxyWebSocket(request, bind.port, bind.tls) : await haproxyHttp(request, bind.port, bind.tls);
+      if (request.status !== undefined) {
+        if (request.status === 308) assert.ok(answer.status >= 301 && answer.status <= 308, `${what}: status ${answer.status}`);
+        else assert.equal(answer.status, request.status, `${what}: status`);
+        if (request.location !== undefined) assert.equal(answer.location, request.location, `${what}: Location`);
+        if (request.origin === undefined) continue;
+      } else assert.equal(answer.status, request.websocket ? 101 : 200, `${what}: status`);
+      assert.ok(answer.origin, `${what}: no answer from an origin`);
+      if (request.origin !== undefined) assert.equal(answer.origin.origin, request.origin, `${what}: reached the wrong backend`);
+      if (request.originPath !== undefined) assert.equal(answer.origin.url, request.originPath, `${what}: path at the backend`);
+      if (request.originHost !== undefined) assert.equal(answer.origin.host, request.originHost, `${what}: Host at the backend`);
+    }
+  } finally {
+    if (haproxy && haproxy.exitCode === null) {
+      const exited = new Promise((resolve) => haproxy!.once('exit', resolve));
+      haproxy.kill('SIGKILL');
+      await exited;
+    }
+    for (const origin of origins.values()) await origin.close();
+    cert.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The fixture's config as HAProxy 2.x runs it here: modern keywords, no process settings, binds on free loopback ports. */
+async function runnableHaproxyConfig(source: string): Promise<{ text: string; binds: Map<string, { port: number; tls: boolean }> }> {
+  const binds = new Map<string, { port: number; tls: boolean }>();
+  const lines: string[] = [];
+  for (const raw of source.split('\n')) {
+    let line = raw
+      .replace(/^(\s*)contimeout\s/, '$1timeout connect ').replace(/^(\s*)clitimeout\s/, '$1timeout client ').replace(/^(\s*)srvtimeout\s/, '$1timeout server ')
+      .replace(/^(\s*)block\s/, '$1http-request deny ')
+      // A large maxconn makes HAProxy raise its file limit, which a test machine may not allow.
+      .replace(/^(\s*)maxconn\s+\d+\s*$/, '$1maxconn 2000')
+      .replace(/^(\s*)reqadd\s+([^:\s]+):\\ (.*)$/, '$1http-request add-header $2 $3').replace(/^(\s*)rspadd\s+([^:\s]+):\\ (.*)$/, '$1http-response add-header $2 $3');
+    if (/^\s*(option\s+http-tunnel|user|group|daemon|chroot|pidfile|nbproc|stats\s+socket)\b/.test(line)) continue;
+    const bind = /^(\s*bind\s+)(\S+)(.*)$/.exec(line);
+    if (bind) {
+      const tls = /\sssl(\s|$)/.test(bind[3]!);
+      const addresses: string[] = [];
+      for (const address of bind[2]!.split(',')) {
+        const colon = address.lastIndexOf(':');
+        const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+        const key = ['', '*', '0.0.0.0', '::', ':'].includes(host) ? `:${address.slice(colon + 1)}` : `${host}:${address.slice(colon + 1)}`;
+        const port = await closedPort();
+        binds.set(key, { port, tls });
+        addresses.push(`127.0.0.1:${port}`);
+      }
+      line = `${bind[1]!}${addresses.join(',')}${bind[3]!}`;
+    }
+    lines.push(line);
+  }
+  return { text: lines.join('\n'), binds };
+}
+
+interface OriginAnswer { origin: string; url: string; host: string }
+
+/** An origin that says who it is (HTTP: JSON; WebSocket: the same JSON first, then echo), as the fixture harness's. */
+async function namedOrigin(name: string, cert: TestCertificate | undefined): Promise<{ port: number; close(): Promise<void> }> {
+  const describeRequest = (req: http.IncomingMessage): string => JSON.stringify({ origin: name, url: req.url, host: req.headers.host });
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(describeRequest(req));
+    });
+  };
+  const server = cert ? https.createServer({ cert: cert.cert, key: cert.key }, handler) : http.createServer(handler);
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => undefined);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => ws.terminate());
+      ws.send(describeRequest(req));
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function accepting(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function haproxyHttp(request: FixtureExpectation['requests'][number], port: number, tls: boolean): Promise<{ status: number; location: string | undefined; origin?: OriginAnswer }> {
+  return new Promise((resolve, reject) => {
+    const options = {
+      host: '127.0.0.1', port, path: request.path, method: request.method ?? 'GET', headers: { ...request.headers, Host: request.host }, agent: false as const,
+      ...(tls ? { servername: request.host, rejectUnauthorized: false } : {}),
+    };
+    const req = (tls ? https : http).request(options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => {
+        let origin: OriginAnswer | undefined;
+        try {
+          origin = JSON.parse(body) as OriginAnswer;
+        } catch {
+          origin = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location, ...(origin ? { origin } : {}) });
+      });
+    });
+    req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function haproxyWebSocket(request: FixtureExpectation['requests'][number], port: number, tls: boolean): Promise<{ status: number; location: string | undefined; origin?: OriginAnswer }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}${request.path}`, {
+      headers: { ...request.headers, Host: request.host }, handshakeTimeout: 5_000,
+      ...(tls ? { servername: request.host, rejectUnauthorized: false } : {}),
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+      ws.terminate();
+    });
+    ws.once('message', (data) => {
+      const origin = JSON.parse(String(data)) as OriginAnswer;
+      ws.send('ping-through');
+      ws.once('message', (echo) => {
+        if (String(echo) !== 'ping-through') reject(new Error(`echo was ${String(echo)}`));
+        else resolve({ status: 101, location: undefined, origin });
+        ws.close();
+      });
+    });
+    ws.on('error', (err) => reject(err));
+  });
+}
