@@ -110,7 +110,7 @@ export const RouteSchema = z.strictObject({
   response_headers: HeaderActions.optional(),
   redirect: z.strictObject({
     status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
-    location: z.string().describe('Location template: $1..$9 regex captures, $path, $query ("?a=b" or ""), $host, $scheme.'),
+    location: z.string().describe('Location template: $1..$9 regex captures, $path, $query ("?a=b" or ""), $host, $hostname (no port), $scheme.'),
   }).optional(),
   respond: z.strictObject({
     status: z.number().int().min(100).max(599).default(200),

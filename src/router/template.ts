@@ -1,3 +1,5 @@
+import { normaliseHost } from './host-map.js';
+
 /** What a template can refer to, for one request. */
 export interface TemplateVars {
   /** A regex exec result: [0] the whole match, [1].. the groups; null when the route has no regex. */
@@ -16,8 +18,9 @@ const PATH = 10;
 const QUERY = 11;
 const HOST = 12;
 const SCHEME = 13;
-const NAMES: ReadonlyMap<string, number> = new Map([['path', PATH], ['query', QUERY], ['host', HOST], ['scheme', SCHEME]]);
-const SYNTAX = 'use $0..$9 or ${0}..${9} for regex captures, $path, $query, $host, $scheme (or ${path}.. when letters follow), $$ for a literal $';
+const HOSTNAME = 14;
+const NAMES: ReadonlyMap<string, number> = new Map([['path', PATH], ['query', QUERY], ['host', HOST], ['hostname', HOSTNAME], ['scheme', SCHEME]]);
+const SYNTAX = 'use $0..$9 or ${0}..${9} for regex captures, $path, $query, $host, $hostname, $scheme (or ${path}.. when letters follow), $$ for a literal $';
 
 /**
  * A rewrite or redirect template, parsed once at config load so that expand() is
@@ -110,6 +113,8 @@ function valueOf(slot: number, vars: TemplateVars): string {
     case PATH: return vars.path;
     case QUERY: return vars.query;
     case HOST: return vars.host;
+    // nginx's $host: the name without the port, lower case.
+    case HOSTNAME: return normaliseHost(vars.host);
     case SCHEME: return vars.scheme;
     default: return vars.captures?.[slot] ?? '';
   }

@@ -148,7 +148,9 @@ export class UpstreamServer {
  * the TLS error first keeps it, so the client gets SY_UPSTREAM_TLS, not a reset.
  */
 function keepTlsErrors(connect: buildConnector.connector): buildConnector.connector {
-  return (options, callback) => connect(options, (err, socket) => {
+  // undici names the server after each request's Host; an empty name makes it use
+  // the connector's own (tls.servername, else the URL's host), as documented.
+  return (options, callback) => connect({ ...options, servername: '' }, (err, socket) => {
     if (socket) (socket as Socket).prependListener('error', destroyOnTlsError);
     // undici's callback type is a union of (err, null) and (null, socket).
     (callback as (err: Error | null, socket: Socket | null) => void)(err, socket as Socket | null);

@@ -74,6 +74,8 @@ interface TlsOrigin {
   readonly requests: { url: string; clientCn: string | undefined }[];
   /** WebSocket handshakes accepted, with the client certificate's CN (if any). */
   readonly handshakes: { url: string; clientCn: string | undefined }[];
+  /** The SNI name of each TLS connection (undefined: none sent). */
+  readonly servernames: (string | undefined)[];
   close(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ function peerCn(socket: Socket): string | undefined {
 async function startTlsOrigin(options: TlsOriginOptions): Promise<TlsOrigin> {
   const requests: TlsOrigin['requests'] = [];
   const handshakes: TlsOrigin['handshakes'] = [];
+  const servernames: (string | undefined)[] = [];
   const server = https.createServer({
     cert: readFileSync(options.cert),
     key: readFileSync(options.key),
@@ -117,11 +120,15 @@ async function startTlsOrigin(options: TlsOriginOptions): Promise<TlsOrigin> {
     });
   });
   server.on('tlsClientError', () => undefined);
+  server.on('secureConnection', (socket: TLSSocket) => {
+    servernames.push((socket as TLSSocket & { servername?: string | false }).servername || undefined);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
     requests,
     handshakes,
+    servernames,
     close: async () => {
       for (const ws of wss.clients) ws.terminate();
       wss.close();
@@ -307,6 +314,31 @@ describe('backends behind TLS', () => {
         ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode ?? 0}`)));
       });
       ws.terminate();
+    } finally {
+      await proxy.close();
+      await origin.close();
+    }
+  });
+
+  test('https://NAME: SNI and the certificate check use the URL\'s name, not the client\'s Host (regression)', { timeout: 20_000 }, async () => {
+    const origin = await startTlsOrigin({ cert: pki.serverCert, key: pki.serverKey });
+    const proxy = await startProxy(`
+      servers: [https://localhost:${origin.port}]
+      tls: { ca: ${pki.caCert} }
+    `);
+    try {
+      const reply = await new Promise<Reply>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/by-name', agent: false, headers: { Host: 'public.example.test' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => { body += chunk; });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(reply.status, 200, describeReply(reply));
+      assert.equal(origin.servernames.at(-1), 'localhost');
     } finally {
       await proxy.close();
       await origin.close();

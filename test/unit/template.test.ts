@@ -19,6 +19,13 @@ test('Template expands captures and named variables', () => {
   assert.equal(new Template('').expand(vars), '');
 });
 
+test('Template: $hostname is the Host without its port, lower case (nginx\'s $host)', () => {
+  assert.equal(new Template('https://$hostname$path').expand(vars), 'https://example.com/myApp/ws');
+  assert.equal(new Template('https://${hostname}:9443/').expand({ ...vars, host: 'Example.COM:8080' }), 'https://example.com:9443/');
+  assert.equal(new Template('$hostname').expand({ ...vars, host: '[::1]:8080' }), '[::1]');
+  assert.equal(new Template('$hostname').expand({ ...vars, host: '' }), '');
+});
+
 test('Template braced forms separate a variable from following text', () => {
   assert.equal(new Template('/${1}0').expand(vars), '/myApp/ws0');
   assert.equal(new Template('/${3}x').expand(vars), '/cx');

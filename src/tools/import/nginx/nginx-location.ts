@@ -159,7 +159,8 @@ export class NginxLocationTranslator {
     const out = target.replace(/\$\{?(\w+)\}?/g, (whole, name: string) => {
       if (/^\d$/.test(name)) return `$${name}`;
       switch (name) {
-        case 'host': case 'http_host': return '$host';
+        case 'host': return '$hostname';
+        case 'http_host': return '$host';
         case 'scheme': return '$scheme';
         case 'request_uri': case 'uri': case 'document_uri': return '$path';
         case 'is_args': return '';
