@@ -73,6 +73,16 @@ describe('import apache: bad input', () => {
     assert.equal(result.stdout, '');
   });
 
+  test('an empty file, and one that proxies nothing: exit 1, nothing written', async () => {
+    for (const [name, text] of [['empty.conf', ''], ['names-only.conf', 'ServerName www.example.test\nDocumentRoot /var/www/html\n']] as const) {
+      const file = write(name, text);
+      const result = await run(['apache', file]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`${escape(file)}:1:1: no ProxyPass, RewriteRule \\[P\\] or Redirect: nothing to proxy`));
+      assert.equal(result.stdout, '');
+    }
+  });
+
   test('a YAML file: exit 1 at the first key', async () => {
     const file = write('switchyard.yaml', 'listeners:\n  - address: :80\nsites: []\n');
     const result = await run(['apache', file]);

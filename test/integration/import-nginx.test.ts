@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { symlinkSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
+import { toJsRegex } from '../../src/tools/import/values.js';
 import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { listFixtures, runImportFixture } from '../helpers/import-fixtures.js';
 
@@ -12,6 +14,21 @@ describe('switchyard import nginx: fixtures translate, pass check, and reach the
   for (const name of listFixtures('nginx')) {
     test(name, { timeout: 60_000 }, () => runImportFixture('nginx', name));
   }
+});
+
+test('nginx fixtures: the seed setups (the WebSocket upstream recipe, its TLS variant, the missing Upgrade headers, the 60 s read timeout) plus at least 6 realistic configs', () => {
+  const names = listFixtures('nginx');
+  for (const seed of ['seed-websocket-upstream', 'seed-wss-tls', 'readme-no-upgrade-headers', 'readme-read-timeout-60s']) assert.ok(names.includes(seed), seed);
+  assert.ok(names.filter((name) => !/^(seed|readme)-/.test(name)).length >= 6, names.join(', '));
+});
+
+test('caseless regexes (~*): letters get both cases, letter ranges stay ranges in each case', () => {
+  assert.equal(toJsRegex('^/api/[a-f0-9]+$', true), '^/[aA][pP][iI]/[a-fA-F0-9]+$');
+  assert.equal(toJsRegex('[^a-z]x', true), '[^a-zA-Z][xX]');
+  assert.ok(!new RegExp(toJsRegex('^[a-f]+$', true)!).test('G'));
+  assert.equal(toJsRegex('(?<id>\\d+)\\.png$', true), '(?<id>\\d+)\\.[pP][nN][gG]$');
+  assert.equal(toJsRegex('(?P<id>x)', false), '(?<id>x)');
+  assert.equal(toJsRegex('([unclosed', false), undefined);
 });
 
 describe('switchyard import nginx: bad input gets one clear line with file:line:column', () => {
@@ -52,6 +69,15 @@ describe('switchyard import nginx: bad input gets one clear line with file:line:
     const result = await importFile('include-broken.conf', 'http {\n  include conf.d/*.conf;\n}\n');
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`${join(dir, 'conf.d', 'broken.conf')}:4:5: directive "proxy_pass" has no ";" before "}"`));
+  });
+
+  test('a broken link in an included folder (sites-enabled/ has them): exit 1 at the include line, naming the file', async () => {
+    mkdirSync(join(dir, 'sites-enabled'), { recursive: true });
+    writeFileSync(join(dir, 'sites-enabled', 'app'), 'server { listen 80; location / { proxy_pass http://127.0.0.1:9000; } }\n');
+    symlinkSync(join(dir, 'sites-available', 'gone'), join(dir, 'sites-enabled', 'old'));
+    const result = await importFile('broken-link.conf', 'http {\n  include sites-enabled/*;\n}\n');
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`${result.file}:2:3: cannot read ${join(dir, 'sites-enabled', 'old')} \\(no such file\\)`));
   });
 
   test('a block never closed: exit 1 at its "{"', async () => {

@@ -79,7 +79,8 @@ export function importCommand(argv: readonly string[]): number {
 
 /** Runs the loader (the same validation and lint as `check`) on the result. */
 function checkOutput(yaml: string, output: string | undefined): { errors: readonly ConfigIssue[]; warnings: readonly ConfigIssue[] } {
-  const file = resolve(output ?? 'imported.yaml');
+  // Messages name the output file, or standard output (paths in the result are absolute).
+  const file = output === undefined ? '<stdout>' : resolve(output);
   try {
     const { warnings } = loadConfigText(yaml, file, { defaultSecret: randomBytes(32).toString('base64url'), env: {} });
     return { errors: [], warnings };

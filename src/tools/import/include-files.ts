@@ -11,6 +11,8 @@ export function expandInclude(pattern: string, baseDir: string): string[] {
   const absolute = isAbsolute(pattern) ? pattern : resolve(baseDir, pattern);
   const segments = absolute.split(sep);
   let paths = [segments[0] === '' ? sep : segments[0]!];
+  /** Names a folder listing gave: one that cannot be stat'ed is a broken link, not a missing file. */
+  const listed = new Set<string>();
   for (const segment of segments.slice(1)) {
     if (segment === '') continue;
     const next: string[] = [];
@@ -26,25 +28,43 @@ export function expandInclude(pattern: string, baseDir: string): string[] {
       } catch {
         continue;
       }
-      for (const name of names.sort()) if (!name.startsWith('.') && matcher.test(name)) next.push(join(path, name));
+      for (const name of names.sort()) {
+        if (!name.startsWith('.') && matcher.test(name)) {
+          next.push(join(path, name));
+          listed.add(join(path, name));
+        }
+      }
     }
     paths = next;
   }
+  // A name that cannot be stat'ed (a broken link, as sites-enabled/ often has)
+  // is still returned: reading it then fails at the include line, with the reason.
   const files: string[] = [];
   for (const path of paths) {
-    let stat;
-    try {
-      stat = statSync(path);
-    } catch {
-      continue;
-    }
-    if (stat.isDirectory()) {
-      for (const name of readdirSync(path).sort()) if (!name.startsWith('.') && statSync(join(path, name)).isFile()) files.push(join(path, name));
-    } else {
-      files.push(path);
-    }
+    const kind = kindOf(path);
+    if (kind === 'missing' && listed.has(path)) files.push(path);
+    else if (kind === 'directory') {
+      for (const name of listFolder(path)) if (!name.startsWith('.') && kindOf(join(path, name)) !== 'directory') files.push(join(path, name));
+    } else if (kind === 'file') files.push(path);
   }
   return files;
+}
+
+/** A folder's names, sorted; an unreadable folder gives none (its include then matches nothing). */
+function listFolder(path: string): string[] {
+  try {
+    return readdirSync(path).sort();
+  } catch {
+    return [];
+  }
+}
+
+function kindOf(path: string): 'file' | 'directory' | 'missing' {
+  try {
+    return statSync(path).isDirectory() ? 'directory' : 'file';
+  } catch {
+    return 'missing';
+  }
 }
 
 function globSegment(segment: string): RegExp {

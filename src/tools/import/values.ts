@@ -66,7 +66,14 @@ function bothCases(source: string): string {
     }
     if (inClass) {
       if (char === ']') inClass = false;
-      out += /[a-z]/i.test(char) && char.toLowerCase() !== char.toUpperCase() ? char.toLowerCase() + char.toUpperCase() : char;
+      const end = source[i + 2];
+      // A letter range a-f becomes a-fA-F: "aA-fF" would be the range A-f.
+      if (/[a-zA-Z]/.test(char) && source[i + 1] === '-' && end !== undefined && /[a-zA-Z]/.test(end)) {
+        out += `${char.toLowerCase()}-${end.toLowerCase()}${char.toUpperCase()}-${end.toUpperCase()}`;
+        i += 2;
+        continue;
+      }
+      out += /[a-zA-Z]/.test(char) ? char.toLowerCase() + char.toUpperCase() : char;
       continue;
     }
     if (char === '[') {

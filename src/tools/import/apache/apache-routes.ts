@@ -806,7 +806,13 @@ function covers(first: DraftRoute, later: DraftRoute): boolean {
     return b.regex !== undefined && a.prefix === '/';
   }
   if (a.exact !== undefined) return b.exact === a.exact;
-  if (b.exact !== undefined) return new RegExp(a.regex!).test(b.exact);
+  if (b.exact !== undefined) {
+    try {
+      return new RegExp(a.regex!).test(b.exact);
+    } catch {
+      return false;
+    }
+  }
   return b.regex !== undefined && b.regex === a.regex;
 }
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ConfigDraft, type DraftListener, type DraftRoute, type DraftSite } from '../config-draft.js';
+import { ImportError } from '../import-error.js';
 import { ImportReport } from '../import-report.js';
 import type { Translation } from '../translation.js';
 import { formatDuration, listenAddress, parseDurationMs } from '../values.js';
@@ -56,6 +57,9 @@ class ApacheTranslator {
     this.accessLog();
     this.unusedSettings();
     this.unusedParts(served);
+    // Like nginx and HAProxy: a file that proxies nothing is not a config worth writing.
+    const proxies = this.draft.sites.some((site) => site.routes.some((route) => route.to !== undefined || route.redirect !== undefined));
+    if (!proxies) throw new ImportError(this.model.listens[0]?.directive.location ?? { file: this.mainFile, line: 1, column: 1 }, 'no ProxyPass, RewriteRule [P] or Redirect: nothing to proxy (is this an Apache config?)');
   }
 
   /** Balancers no route uses, and main-server rewrite rules no site runs. */

@@ -31,6 +31,8 @@ const REDUNDANT_FORWARDED: Readonly<Record<string, RegExp>> = {
 export class NginxLocationTranslator {
   /** The upstream group the last proxy_pass named (nginx sends its name as Host by default). */
   private upstreamGroup: string | undefined;
+  /** Whether this server's first location without Upgrade headers was pointed out. */
+  private webSocketsNoted = false;
 
   constructor(
     private readonly draft: ConfigDraft,
@@ -153,6 +155,11 @@ export class NginxLocationTranslator {
     if (action.name === 'proxy_pass') {
       this.rewriteBreak(block, route, before);
       this.upgradeIfs(block, route, before, variables, kind, path);
+    }
+    const upgrades = scope.setHeaders.some((header) => (header.args[0] ?? '').toLowerCase() === 'upgrade');
+    if (route.to !== undefined && !upgrades && before.length === 0 && !this.webSocketsNoted) {
+      this.webSocketsNoted = true;
+      this.report.advise(directive.location, text, 'nginx passed no WebSockets here (no Upgrade headers); Switchyard forwards them on every route (add match.upgrade: none to a route that must refuse them)');
     }
     for (const part of [...before, route]) {
       if (part.to !== undefined) this.proxySettings(part, scope);
@@ -280,8 +287,8 @@ export class NginxLocationTranslator {
     const parsed = /^(https?):\/\/([^/$]+)(\/.*)?$/.exec(target);
     // In a regex location, captures in the URI name the whole path sent ("proxy_pass http://b/$1").
     if (parsed && kind === 'regex' && parsed[3] !== undefined && /^[^$]*(\$\{?\d\}?[^$]*)+$/.test(parsed[3])) {
-      const base = this.upstreams.has(parsed[2]!) ? this.upstreams.use(parsed[2]!, parsed[1] as 'http' | 'https') : `${parsed[1]!}://${parsed[2]!}`;
-      this.upstreamGroup = this.upstreams.has(parsed[2]!) ? parsed[2] : undefined;
+      const base = this.target(parsed[1] as 'http' | 'https', parsed[2]!, route);
+      if (base === undefined) return true;
       route.to = base;
       route.rewrite = parsed[3];
       this.draft.comment(route, 'nginx sent this path without the query (a proxy_pass with variables); Switchyard keeps the query');
@@ -297,8 +304,8 @@ export class NginxLocationTranslator {
     if (scheme === 'https') {
       this.report.advise(directive.location, text, 'nginx does not verify backend certificates unless proxy_ssl_verify is on; Switchyard does: give the upstream tls.ca if the backend\'s certificate is not publicly trusted');
     }
-    const base = this.upstreams.has(authority) ? this.upstreams.use(authority, scheme) : `${scheme}://${authority}`;
-    this.upstreamGroup = this.upstreams.has(authority) ? authority : undefined;
+    const base = this.target(scheme, authority, route);
+    if (base === undefined) return true;
     if (uri === undefined) {
       route.to = base;
       return true;
@@ -322,6 +329,18 @@ export class NginxLocationTranslator {
     route.match = { regex: `^${escapeRegex(path)}(.*)$` };
     route.rewrite = `${uri}$1`;
     return true;
+  }
+
+  /** `to` for scheme://authority: an upstream group's name or a URL; undefined (and a 503 route) for a group without usable servers. */
+  private target(scheme: 'http' | 'https', authority: string, route: DraftRoute): string | undefined {
+    this.upstreamGroup = this.upstreams.has(authority) ? authority : undefined;
+    if (!this.upstreams.has(authority)) return `${scheme}://${authority}`;
+    const name = this.upstreams.use(authority, scheme);
+    if (name === undefined) {
+      route.respond = { status: 503 };
+      this.draft.comment(route, `upstream ${authority} has no server Switchyard can use: 503`);
+    }
+    return name;
   }
 
   private proxySettings(route: DraftRoute, scope: NginxScope): void {
@@ -452,14 +471,42 @@ export class NginxLocationTranslator {
   }
 }
 
-/** Routes in the order nginx would pick them, for Switchyard's first match. */
-export function orderLocations(all: readonly TranslatedLocation[]): DraftRoute[] {
+/**
+ * Routes in the order nginx would pick them, for Switchyard's first match:
+ * exact locations; `^~` prefixes (longest first); regexes as written; plain
+ * prefixes (longest first). nginx takes the longest matching prefix first and
+ * skips the regexes only when that one is `^~`, so a `^~` prefix with a longer
+ * plain prefix inside it must not take that one's requests: its route becomes
+ * a regex that leaves them out.
+ */
+export function orderLocations(all: readonly TranslatedLocation[], draft: ConfigDraft): DraftRoute[] {
   // A location of its own for "/app" takes that path; nginx does not redirect it then.
   const locations = all.filter((entry) => entry.kind !== 'slash-redirect' || !all.some((other) => other !== entry && other.kind !== 'regex' && other.kind !== 'slash-redirect' && other.path === entry.path));
-  const rank: Record<LocationKind, number> = { exact: 0, 'slash-redirect': 1, 'priority-prefix': 2, regex: 3, prefix: 4 };
-  return [...locations].sort((a, b) => rank[a.kind] - rank[b.kind]
-    || (a.kind === 'regex' || a.kind === 'exact' || a.kind === 'slash-redirect' ? a.order - b.order : b.path.length - a.path.length || a.order - b.order))
-    .flatMap((location) => [...location.before, location.route]);
+  const exact = locations.filter((entry) => entry.kind === 'exact' || entry.kind === 'slash-redirect').sort((a, b) => a.order - b.order);
+  const regexes = locations.filter((entry) => entry.kind === 'regex').sort((a, b) => a.order - b.order);
+  const prefixes = locations.filter((entry) => entry.kind === 'prefix' || entry.kind === 'priority-prefix').sort((a, b) => b.path.length - a.path.length || a.order - b.order);
+  const early: TranslatedLocation[] = [];
+  const late: TranslatedLocation[] = [];
+  for (const prefix of prefixes) {
+    if (prefix.kind === 'prefix') {
+      late.push(prefix);
+      continue;
+    }
+    const inner = prefixes.filter((other) => other.kind === 'prefix' && other.path.length > prefix.path.length && other.path.startsWith(prefix.path));
+    if (inner.length === 0 || regexes.length === 0) {
+      early.push(prefix);
+    } else if (prefix.route.strip_prefix || prefix.route.rewrite !== undefined) {
+      draft.comment(prefix.route, `nginx checked regex locations first for paths under ${inner.map((other) => other.path).join(', ')}; here this route takes them after the regexes`);
+      late.push(prefix);
+    } else {
+      const rest = inner.map((other) => escapeRegex(other.path.slice(prefix.path.length))).join('|');
+      prefix.route.match = { ...prefix.route.match, regex: `^${escapeRegex(prefix.path)}(?!${rest})` };
+      delete prefix.route.match.prefix;
+      draft.comment(prefix.route, `^~ ${prefix.path} without the longer prefixes inside it (${inner.map((other) => other.path).join(', ')}), which nginx handled as ordinary prefixes`);
+      early.push(prefix);
+    }
+  }
+  return [...exact, ...early, ...regexes, ...late].flatMap((location) => [...location.before, location.route]);
 }
 
 /** `$name` / `${name}` replaced by constant `set` values; others stay. */

@@ -241,7 +241,7 @@ class NginxTranslator {
     }
     // A server-level return or redirecting rewrite for every request answers before any location is chosen.
     const serverReturns = routes.some((route) => route.match === undefined);
-    if (!serverReturns) routes.push(...orderLocations(found));
+    if (!serverReturns) routes.push(...orderLocations(found, this.draft));
     else if (!split || scheme === 'http') {
       for (const location of found.filter((entry) => entry.kind !== 'slash-redirect')) this.report.skip(location.source.location, `location ${location.path}`, 'the server returns before any location is chosen');
     }

@@ -10,7 +10,7 @@ import type { NginxDirective } from './nginx-parser.js';
  */
 export class NginxUpstreams {
   private readonly blocks = new Map<string, NginxDirective>();
-  private readonly translated = new Map<string, string>();
+  private readonly translated = new Map<string, string | undefined>();
 
   constructor(
     private readonly draft: ConfigDraft,
@@ -29,13 +29,16 @@ export class NginxUpstreams {
     return this.blocks.has(name);
   }
 
-  /** The Switchyard upstream name for `proxy_pass scheme://name`. */
-  use(name: string, scheme: 'http' | 'https'): string {
+  /** The Switchyard upstream name for `proxy_pass scheme://name`; undefined when it has no server Switchyard can use. */
+  use(name: string, scheme: 'http' | 'https'): string | undefined {
     const key = `${scheme}://${name}`;
-    const done = this.translated.get(key);
-    if (done !== undefined) return done;
+    if (this.translated.has(key)) return this.translated.get(key);
     const block = this.blocks.get(name)!;
     const upstream = this.translate(block, scheme);
+    if (!upstream) {
+      this.translated.set(key, undefined);
+      return undefined;
+    }
     const upstreamName = this.draft.addUpstream(scheme === 'https' && this.translated.has(`http://${name}`) ? `${name}_tls` : name, upstream);
     this.draft.comment(upstream, `${where(block)} upstream ${name}`);
     this.translated.set(key, upstreamName);
@@ -51,7 +54,7 @@ export class NginxUpstreams {
     }
   }
 
-  private translate(block: NginxDirective, scheme: 'http' | 'https'): DraftUpstream {
+  private translate(block: NginxDirective, scheme: 'http' | 'https'): DraftUpstream | undefined {
     const servers: DraftServer[] = [];
     const upstream: DraftUpstream = { servers };
     const failures: { maxFails?: number; failTimeout?: string }[] = [];
@@ -97,8 +100,8 @@ export class NginxUpstreams {
       this.report.skip(block.location, `upstream ${block.args[0] ?? ''}`, 'max_fails/fail_timeout differ per server; Switchyard sets them per upstream: the first server\'s were used');
     }
     if (servers.length === 0) {
-      this.report.skip(block.location, `upstream ${block.args[0] ?? ''}`, 'no server Switchyard can use (unix sockets and backup servers are not translated); a placeholder server 127.0.0.1:1 keeps the config valid');
-      servers.push(`${scheme}://127.0.0.1:1`);
+      this.report.skip(block.location, `upstream ${block.args[0] ?? ''}`, 'no server Switchyard can use (unix sockets and backup servers are not translated): its locations answer 503');
+      return undefined;
     }
     return upstream;
   }
