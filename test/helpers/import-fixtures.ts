@@ -55,6 +55,14 @@ export interface ExpectedRequest {
   readonly status?: number;
   /** Location header expected with `status`. */
   readonly location?: string;
+  /**
+   * Where the original config under a real nginx deliberately answers
+   * otherwise than the translation (e.g. a WebSocket handshake through a
+   * location without Upgrade headers, which nginx passes on as a plain GET):
+   * what nginx itself does, and why. Only import-nginx-original.test.ts reads
+   * it; the Switchyard harness ignores it.
+   */
+  readonly nginx?: { readonly origin?: string; readonly status?: number; readonly originPath?: string; readonly originHost?: string; readonly why: string };
 }
 
 export const FIXTURE_ROOT = join(REPO_ROOT, 'test', 'fixtures', 'import');
@@ -73,7 +81,7 @@ interface NamedOrigin {
 }
 
 /** An origin that says who it is: HTTP answers JSON {origin, url, host}; a WebSocket sends the same as its first message, then echoes. */
-async function startNamedOrigin(name: string, cert: TestCertificate | undefined): Promise<NamedOrigin> {
+export async function startNamedOrigin(name: string, cert: TestCertificate | undefined): Promise<NamedOrigin> {
   const describe = (req: http.IncomingMessage): string => JSON.stringify({ origin: name, url: req.url, host: req.headers.host });
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     req.resume();
