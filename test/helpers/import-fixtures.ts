@@ -63,6 +63,16 @@ export interface ExpectedRequest {
    * it; the Switchyard harness ignores it.
    */
   readonly nginx?: { readonly origin?: string; readonly status?: number; readonly originPath?: string; readonly originHost?: string; readonly why: string };
+  /**
+   * Where the original config under a real Apache httpd 2.4 deliberately
+   * answers otherwise than the translation (e.g. a WebSocket handshake through
+   * an http:// ProxyPass without upgrade=websocket, which httpd passes on as a
+   * plain GET): what httpd itself does, and why (a choice docs/import-apache.md
+   * describes). A `status` other than 200 or 101 without an `origin` is a local
+   * answer: the request's origin, path and Host then no longer apply. Only
+   * import-apache-original.test.ts reads it; the Switchyard harness ignores it.
+   */
+  readonly apache?: { readonly origin?: string; readonly status?: number; readonly originPath?: string; readonly originHost?: string; readonly why: string };
 }
 
 export const FIXTURE_ROOT = join(REPO_ROOT, 'test', 'fixtures', 'import');
