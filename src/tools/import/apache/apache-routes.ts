@@ -312,7 +312,7 @@ class SiteRoutes {
           this.adviseOnce(directive, 'upgrade=ANY is unsafe: Apache tunneled whatever protocol a client asked for; Switchyard tunnels only WebSocket upgrades (other Upgrade requests go on as plain HTTP)');
         } else if (protocol === 'none') {
           apacheWebSocket = true;
-          this.adviseOnce(directive, 'upgrade=NONE is unsafe: Apache skipped the Upgrade header check and tunneled anyway; Switchyard tunnels only real WebSocket handshakes');
+          this.adviseOnce(directive, 'upgrade=NONE is unsafe (mod_proxy_wstunnel then tunneled without checking the Upgrade header; httpd 2.4.47+ with ProxyWebsocketFallbackToProxyHttp On passes requests on as plain HTTP instead): Switchyard tunnels real WebSocket handshakes only, on every route');
         } else {
           this.adviseOnce(directive, `upgrade=${value}: Switchyard tunnels only WebSocket upgrades, so ${value} upgrades are not tunneled`);
         }
