@@ -1,6 +1,7 @@
 import { anchoredLiteral, hasPathPrefix } from '../../../router/route-matcher.js';
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
+import { sourceLabel } from '../source-location.js';
 import { formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { HeaderEdit, LocationBlock, ProxyPassEntry, RedirectEntry, RewriteRuleEntry, Scope } from './apache-model.js';
 import type { ApacheDirective, ApacheSection } from './apache-parser.js';
@@ -210,7 +211,7 @@ class SiteRoutes {
         route.respond = { status: action.status };
       }
       return {
-        route, comments: [...comments], directive: rule.directive, label: `RewriteRule ${rule.pattern} (${sourceOf(rule.directive).split(' ')[0]})`, kind: 'rewrite',
+        route, comments: [...comments], directive: rule.directive, label: `RewriteRule ${rule.pattern} (${sourceLabel(rule.directive.location)})`, kind: 'rewrite',
         location: undefined, apachePrefix: undefined, target, backendPath: '', urlPath: '',
         apacheWebSocket: action.kind === 'proxy' && (translated.websocketConditions || target!.websocketScheme), reverseKey: undefined, timeoutKey: undefined,
       };
@@ -230,7 +231,7 @@ class SiteRoutes {
     if (!this.facts.websocketFallback) return true;
     const samePath = later.find((other) => other.regex === entry.regex && normalisePath(other.path) === normalisePath(entry.path) && /^https?:\/\//i.test(other.url));
     if (samePath) {
-      this.adviseOnce(entry.directive, `the same path has an http:// ProxyPass (${sourceOf(samePath.directive).split(' ')[0]}): translated as the split Apache made before 2.4.47 — WebSocket handshakes here (upgrade: websocket), other requests there (since 2.4.47 Apache sent both here)`);
+      this.adviseOnce(entry.directive, `the same path has an http:// ProxyPass (${sourceLabel(samePath.directive.location)}): translated as the split Apache made before 2.4.47 — WebSocket handshakes here (upgrade: websocket), other requests there (since 2.4.47 Apache sent both here)`);
       return true;
     }
     return false;
@@ -238,7 +239,7 @@ class SiteRoutes {
 
   private proxyPassRoute(entry: ProxyPassEntry, kind: Kind, websocketOnly: boolean): PendingRoute | undefined {
     const directive = entry.directive;
-    const where = sourceOf(directive).split(' ')[0]!;
+    const where = sourceLabel(directive.location);
     const comments = entry.location ? [sourceOf(entry.location.section), sourceOf(directive)] : [sourceOf(directive)];
     const label = `${entry.location ? `<${entry.location.section.name} ${entry.path}> ProxyPass` : `${directive.name} ${entry.path}`} (${where})`;
     if (!entry.regex && /[*?[]/.test(entry.path) && entry.location) {
@@ -405,7 +406,7 @@ class SiteRoutes {
 
   private redirectRoute(entry: RedirectEntry, kind: Kind, location: LocationBlock | undefined): PendingRoute | undefined {
     const directive = entry.directive;
-    const where = sourceOf(directive).split(' ')[0]!;
+    const where = sourceLabel(directive.location);
     const comments = location ? [sourceOf(location.section), sourceOf(directive)] : [sourceOf(directive)];
     let match: DraftMatch;
     let location_: string | undefined;
