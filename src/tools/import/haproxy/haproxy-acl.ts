@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ImportError } from '../import-error.js';
+import { describeReadError } from '../read-config-file.js';
 import type { SourceLocation } from '../source-location.js';
 import { toJsRegex } from '../values.js';
-import { describeError, type Directive } from './haproxy-parser.js';
+import type { Directive } from './haproxy-parser.js';
 
 /**
  * HAProxy ACLs: `acl NAME CRITERION [flags] VALUES...` and anonymous
@@ -124,7 +125,7 @@ function readPatternFile(name: string, location: SourceLocation, baseDir: string
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ImportError(location, `cannot read the pattern file ${file} named by -f (${describeError(err)})`);
+    throw new ImportError(location, `cannot read the pattern file ${file} named by -f (${describeReadError(err)})`);
   }
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
 }
