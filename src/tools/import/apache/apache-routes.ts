@@ -2,7 +2,7 @@ import { anchoredLiteral, hasPathPrefix } from '../../../router/route-matcher.js
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
 import { sourceLabel } from '../source-location.js';
-import { formatDuration, parseDurationMs, toJsRegex } from '../values.js';
+import { escapeRegex, formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { HeaderEdit, LocationBlock, ProxyPassEntry, RedirectEntry, RewriteRuleEntry, Scope } from './apache-model.js';
 import type { ApacheDirective, ApacheSection } from './apache-parser.js';
 import { countGroups, RewriteSkip, simplifyRewrite, translateRewriteRule, type DraftMatch } from './apache-rewrite.js';
@@ -352,7 +352,7 @@ class SiteRoutes {
       } else if (!prefix.endsWith('/') && url.path !== '' && !url.path.endsWith('/')) {
         // /push/ws → /ws and /push/ws/x → /ws/x (strip_prefix would send /ws/ for the bare path).
         delete match.prefix;
-        match.regex = `^${escapePath(prefix)}((?:/.*)?)$`;
+        match.regex = `^${escapeRegex(prefix, { keepSlashes: true })}((?:/.*)?)$`;
         route.rewrite = `${escapeTemplate(url.path)}$1`;
         toPath = '';
       } else {
@@ -430,7 +430,7 @@ class SiteRoutes {
       }
       // mod_alias matches whole segments and appends the rest of the path to the URL.
       const trimmed = path.replace(/\/$/, '');
-      match = path === '/' ? { regex: '^/(.*)$' } : { regex: `^${escapePath(trimmed)}((?:/.*)?)$` };
+      match = path === '/' ? { regex: '^/(.*)$' } : { regex: `^${escapeRegex(trimmed, { keepSlashes: true })}((?:/.*)?)$` };
       if (entry.url !== undefined) location_ = path === '/' ? `${escapeTemplate(entry.url.replace(/\/$/, ''))}/$1` : `${escapeTemplate(entry.url.replace(/\/$/, ''))}$1`;
     }
     const route: DraftRoute = { match };
@@ -867,11 +867,6 @@ function authorityOf(url: string): string | undefined {
 
 function hostOf(authority: string): string {
   return authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.replace(/:\d+$/, '');
-}
-
-/** A path as a regex (slashes stay as they are). */
-function escapePath(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** A literal URL in a redirect template: $ doubles. */

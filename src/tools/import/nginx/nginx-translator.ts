@@ -4,7 +4,7 @@ import { ImportError } from '../import-error.js';
 import { ImportReport } from '../import-report.js';
 import { sourceLabel } from '../source-location.js';
 import type { Translation } from '../translation.js';
-import { formatDuration, listenAddress, parseDurationMs, splitHostPort, toJsRegex } from '../values.js';
+import { escapeRegex, formatDuration, listenAddress, parseDurationMs, splitHostPort, toJsRegex } from '../values.js';
 import { NginxLocationTranslator, orderLocations, type TranslatedLocation } from './nginx-location.js';
 import { parseNginxFile, type NginxDirective } from './nginx-parser.js';
 import { childScope, EMPTY_SCOPE, type NginxScope } from './nginx-scope.js';
@@ -381,7 +381,7 @@ class NginxTranslator {
       const holds = (schemeTest[1] === '=') === (schemeTest[2] === scheme);
       if (!holds) return undefined;
     } else {
-      route.match = { headers: { Host: { regex: `^${host!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+)?$` } } };
+      route.match = { headers: { Host: { regex: `^${escapeRegex(host!, { keepSlashes: true })}(:\\d+)?$` } } };
     }
     this.draft.comment(route, `${sourceLabel(directive.location)} ${text}`);
     return locations.returnAction(action, route) ? route : undefined;
