@@ -1,6 +1,7 @@
 import { anchoredLiteral, hasPathPrefix } from '../../../router/route-matcher.js';
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
+import { covers } from '../route-coverage.js';
 import { sourceLabel } from '../source-location.js';
 import { escapeRegex, formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { HeaderEdit, LocationBlock, ProxyPassEntry, RedirectEntry, RewriteRuleEntry, Scope } from './apache-model.js';
@@ -458,7 +459,7 @@ class SiteRoutes {
   private dropShadowed(pending: readonly PendingRoute[]): PendingRoute[] {
     const kept: PendingRoute[] = [];
     for (const entry of pending) {
-      const earlier = kept.find((other) => covers(other.route, entry.route)) ?? this.coveredByPair(kept, entry);
+      const earlier = kept.find((other) => covers(other.route.match, entry.route.match)) ?? this.coveredByPair(kept, entry);
       if (!earlier) {
         kept.push(entry);
         continue;
@@ -473,8 +474,8 @@ class SiteRoutes {
     const upgrade = entry.route.match?.upgrade ?? 'any';
     if (upgrade !== 'any') return undefined;
     const asKind = (kind: 'websocket' | 'none'): DraftRoute => ({ ...entry.route, match: { ...entry.route.match, upgrade: kind } });
-    const websocket = kept.find((other) => other.route.match?.upgrade === 'websocket' && covers(other.route, asKind('websocket')));
-    const plain = kept.find((other) => other.route.match?.upgrade === 'none' && covers(other.route, asKind('none')));
+    const websocket = kept.find((other) => other.route.match?.upgrade === 'websocket' && covers(other.route.match, asKind('websocket').match));
+    const plain = kept.find((other) => other.route.match?.upgrade === 'none' && covers(other.route.match, asKind('none').match));
     return websocket && plain ? { ...plain, label: `${websocket.label} with ${plain.label}` } : undefined;
   }
 
@@ -495,7 +496,7 @@ class SiteRoutes {
         const coverage = locationCoverage(location, route);
         if (coverage === 'all') covered.push(route);
         // Part of the Location's requests reach this route only if no route before it takes them all.
-        else if (coverage === 'part' && route.route.to !== undefined && !routes.slice(0, index).some((earlier) => covers(earlier.route, whole))) partial.push(route);
+        else if (coverage === 'part' && route.route.to !== undefined && !routes.slice(0, index).some((earlier) => covers(earlier.route.match, whole.match))) partial.push(route);
       });
       if (location.auth.length > 0 || location.requires.some((require) => isAuthRequire(require))) {
         if (covered.length + partial.length > 0) this.adviseOnce(location.section, 'unsafe: Apache asked for authentication here (AuthType / Require user, group, valid-user, ...); Switchyard does not authenticate, so these requests reach the backend unchecked: put the check in the backend, or limit the route with allow:');
@@ -788,40 +789,6 @@ function precedence(earlier: Kind, later: Kind): string {
   if (earlier === 'location' && later === 'location') return 'Apache merges <Location> sections in order and the last one that matches wins: put the more specific <Location> after the general one';
   if (earlier === 'location') return 'a ProxyPass inside <Location> takes precedence over ProxyPass outside';
   return 'the first matching ProxyPass wins: put longer paths first';
-}
-
-/** Whether an earlier route takes every request a later one would (as `check` decides it, for the cases it decides). */
-function covers(first: DraftRoute, later: DraftRoute): boolean {
-  const a = first.match ?? {};
-  const b = later.match ?? {};
-  const aUpgrade = a.upgrade ?? 'any';
-  const bUpgrade = b.upgrade ?? 'any';
-  if (aUpgrade !== 'any' && aUpgrade !== bUpgrade) return false;
-  const laterMethods = b.methods ?? (bUpgrade === 'websocket' ? ['GET'] : undefined);
-  if (a.methods && (!laterMethods || !laterMethods.every((method) => a.methods!.includes(method)))) return false;
-  if (!conditionsCover(a.headers, b.headers) || !conditionsCover(a.query, b.query)) return false;
-  if (a.prefix === undefined && a.exact === undefined && a.regex === undefined) return true;
-  if (a.prefix !== undefined) {
-    if (b.prefix !== undefined) return hasPathPrefix(b.prefix, a.prefix);
-    if (b.exact !== undefined) return hasPathPrefix(b.exact, a.prefix);
-    return b.regex !== undefined && a.prefix === '/';
-  }
-  if (a.exact !== undefined) return b.exact === a.exact;
-  if (b.exact !== undefined) {
-    try {
-      return new RegExp(a.regex!).test(b.exact);
-    } catch {
-      return false;
-    }
-  }
-  return b.regex !== undefined && b.regex === a.regex;
-}
-
-function conditionsCover(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
-  if (!a || Object.keys(a).length === 0) return true;
-  if (!b) return false;
-  const lowerB = new Map(Object.entries(b).map(([name, value]) => [name.toLowerCase(), JSON.stringify(value)]));
-  return Object.entries(a).every(([name, value]) => lowerB.get(name.toLowerCase()) === JSON.stringify(value));
 }
 
 /** Whether a <Location> holds all of a route's requests, part of them, or none. */
