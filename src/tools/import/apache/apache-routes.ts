@@ -1,3 +1,4 @@
+import { countGroups } from '../../../config/regex-groups.js';
 import { anchoredLiteral, hasPathPrefix } from '../../../router/route-matcher.js';
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
@@ -6,7 +7,7 @@ import { sourceLabel } from '../source-location.js';
 import { escapeRegex, formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { HeaderEdit, LocationBlock, ProxyPassEntry, RedirectEntry, RewriteRuleEntry, Scope } from './apache-model.js';
 import type { ApacheDirective, ApacheSection } from './apache-parser.js';
-import { countGroups, RewriteSkip, simplifyRewrite, translateRewriteRule, type DraftMatch } from './apache-rewrite.js';
+import { RewriteSkip, simplifyRewrite, translateRewriteRule, type DraftMatch } from './apache-rewrite.js';
 import { parseBackendUrl, sourceOf, type BackendTls, type BackendUrl, type Target, type TargetResolver } from './apache-targets.js';
 
 /**
