@@ -36,6 +36,16 @@ async function cleanUp(): Promise<void> {
   for (const server of running.splice(0)) await server.close();
 }
 
+/** Every form failed with the proxy's 503 for a backend it could not connect to. */
+function assertAllNoBackend(code: number | null, json: ProbeJson): void {
+  assert.equal(code, 1);
+  assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
+  for (const variant of json.variants) {
+    assert.equal(variant.status, 503, variant.form);
+    assert.match(variant.diagnosis, /^503: a hop has no backend available.*could not connect to it/, variant.form);
+  }
+}
+
 function assertAllPass(code: number | null, json: ProbeJson): void {
   assert.equal(code, 0, JSON.stringify(json));
   assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
@@ -86,12 +96,7 @@ ${timeouts}${extra}
     // of the default 3 retries waits a 1 s turn-around, same answer 3 s later.
     const server = await haproxy('  timeout client 30s\n  timeout server 30s\n  timeout tunnel 1h', await closedPort(), '\n  retries 0');
     const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
-    assert.equal(code, 1);
-    assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
-    for (const variant of json.variants) {
-      assert.equal(variant.status, 503, variant.form);
-      assert.match(variant.diagnosis, /^503: a hop has no backend available.*could not connect to it/, variant.form);
-    }
+    assertAllNoBackend(code, json);
     assert.equal(json.comparison, undefined, 'every form failed alike');
   });
 });
@@ -134,11 +139,6 @@ describe('probe through a real Apache 2.4', { skip: APACHE === undefined ? 'apac
   test('a backend on a closed port: 503 for every form (mod_proxy answers 503, not 502), "no backend available"', { timeout: 30_000 }, async () => {
     const server = await apache('websocket [NC]', 'upgrade [NC]', await closedPort());
     const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
-    assert.equal(code, 1);
-    assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
-    for (const variant of json.variants) {
-      assert.equal(variant.status, 503, variant.form);
-      assert.match(variant.diagnosis, /^503: a hop has no backend available.*could not connect to it/, variant.form);
-    }
+    assertAllNoBackend(code, json);
   });
 });
