@@ -20,15 +20,9 @@ export interface ApacheDirective {
   readonly root: string;
 }
 
-/** A `<Name args>` ... `</Name>` section and what it holds. */
-export interface ApacheSection {
+/** A `<Name args>` ... `</Name>` section (its opening line described as a directive's) and what it holds. */
+export interface ApacheSection extends Omit<ApacheDirective, 'kind'> {
   readonly kind: 'section';
-  readonly name: string;
-  readonly lower: string;
-  readonly args: readonly string[];
-  readonly text: string;
-  readonly location: SourceLocation;
-  readonly root: string;
   readonly children: ApacheNode[];
 }
 
