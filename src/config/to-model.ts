@@ -7,6 +7,7 @@ import { parseServerUrl } from '../upstream/upstream-server.js';
 import { isLoopbackHost, parseAddress } from './address.js';
 import { didYouMean, formatPath, type ConfigIssue } from './config-error.js';
 import { parseDuration } from './duration.js';
+import { countGroups } from './regex-groups.js';
 import type { Locate } from './load.js';
 import {
   DEFAULTS, type AdminConfig, UPSTREAM_DEFAULTS, type ActiveHealthConfig, type Condition, type ListenerConfig, type MatchConfig, type RouteAction, type RouteConfig,
@@ -386,14 +387,6 @@ function matchModel(match: MatchFile, path: Path, report: Report): MatchConfig {
     ...(match.query ? { query: conditions(match.query, [...path, 'query'], false) } : {}),
     upgrade: match.upgrade ?? 'any',
   };
-}
-
-function countGroups(source: string): number {
-  try {
-    return (new RegExp(`${source}|`).exec('')?.length ?? 1) - 1;
-  } catch {
-    return 0;
-  }
 }
 
 function hstsValue(hsts: true | { max_age: string; include_subdomains: boolean; preload: boolean }, path: Path, report: Report): string {

@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPort } from './origins.js';
+import { startServerProcess, type RunningServer } from './server-process.js';
 
 /** Debian's Apache 2.4 binary, when installed (.ci/run installs apache2). */
 export const APACHE = ['/usr/sbin/apache2'].find((path) => existsSync(path));
@@ -13,10 +12,7 @@ const MODULES_DIR = '/usr/lib/apache2/modules';
 /** What the proxy configurations need: mod_unixd, mod_so and the core are compiled in. */
 const MODULES = ['mpm_event', 'authz_core', 'proxy', 'proxy_http', 'proxy_wstunnel', 'rewrite', 'headers'];
 
-export interface RunningApache {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type RunningApache = RunningServer;
 
 /**
  * A real Apache 2.4 (one process in the foreground, `-X`) with a config file
@@ -45,35 +41,5 @@ Group nogroup
 ${vhostBody}
 </VirtualHost>
 `);
-  const child: ChildProcess = spawn(APACHE, ['-X', '-d', dir, '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 5_000;
-  while (!(await accepts(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      const log = existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`apache2 did not start: ${stderr}${log}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    port,
-    close: async () => {
-      child.kill('SIGKILL');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
+  return startServerProcess({ name: 'apache2', command: APACHE, args: ['-X', '-d', dir, '-f', conf], dir, port, logFile: errorLog });
 }

@@ -1,17 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPort } from './origins.js';
+import { startServerProcess, type RunningServer } from './server-process.js';
 
 /** Debian's haproxy binary, when installed (.ci/run installs it). */
 export const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((path) => existsSync(path));
 
-export interface RunningHaproxy {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type RunningHaproxy = RunningServer;
 
 /**
  * A real HAProxy (foreground, one process, `-db`) with one `listen` section
@@ -32,34 +28,5 @@ listen probe
   bind 127.0.0.1:${port}
 ${listenBody}
 `);
-  const child: ChildProcess = spawn(HAPROXY, ['-db', '-f', conf, '-p', join(dir, 'haproxy.pid')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 5_000;
-  while (!(await accepts(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`haproxy did not start: ${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    port,
-    close: async () => {
-      child.kill('SIGKILL');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
+  return startServerProcess({ name: 'haproxy', command: HAPROXY, args: ['-db', '-f', conf, '-p', join(dir, 'haproxy.pid')], dir, port });
 }

@@ -83,7 +83,7 @@ export function listFixtures(format: string): string[] {
   return readdirSync(dir).filter((name) => name.endsWith('.expect.json')).map((name) => name.replace(/\.expect\.json$/, '')).sort();
 }
 
-interface NamedOrigin {
+export interface NamedOrigin {
   readonly name: string;
   readonly port: number;
   readonly tls: boolean;
@@ -257,7 +257,8 @@ async function waitForListening(proxy: CliProcess): Promise<void> {
   }
 }
 
-interface OriginAnswer {
+/** What a named origin answers: who it is, and the path and Host it received. */
+export interface OriginAnswer {
   origin: string;
   url: string;
   host: string;
@@ -275,7 +276,7 @@ async function checkRequest(fixture: string, request: ExpectedRequest, port: num
     checkOrigin(what, request, answer.origin);
     return;
   }
-  const response = await send(request, port, tls);
+  const response = await sendRequest(request, port, tls);
   if (request.status !== undefined) {
     assert.equal(response.status, request.status, `${what}: status (body ${response.body.slice(0, 200)})`);
     if (request.location !== undefined) assert.equal(response.location, request.location, `${what}: Location`);
@@ -293,7 +294,11 @@ function checkOrigin(what: string, request: ExpectedRequest, answer: OriginAnswe
   if (request.originHost !== undefined) assert.equal(answer.host, request.originHost, `${what}: Host at the backend`);
 }
 
-function send(request: ExpectedRequest, port: number, tls: boolean): Promise<{ status: number; location: string | undefined; body: string }> {
+/** What sendRequest() and openWebSocket() need of a request: where it goes and what it carries. */
+export type RequestTarget = Pick<ExpectedRequest, 'host' | 'path' | 'method' | 'headers'>;
+
+/** Sends one HTTP request to 127.0.0.1:`port` (TLS with SNI from the Host when `tls`) and reads the whole answer. */
+export function sendRequest(request: RequestTarget, port: number, tls: boolean): Promise<{ status: number; location: string | undefined; body: string }> {
   return new Promise((resolve, reject) => {
     const options = {
       host: '127.0.0.1', port, path: request.path, method: request.method ?? 'GET',
@@ -312,7 +317,12 @@ function send(request: ExpectedRequest, port: number, tls: boolean): Promise<{ s
   });
 }
 
-function openWebSocket(request: ExpectedRequest, port: number, tls: boolean): Promise<{ status: number; origin?: OriginAnswer }> {
+/**
+ * Opens a WebSocket to 127.0.0.1:`port` against a named origin: 101 with the
+ * origin's self-description once one echo came back, or the status (and
+ * Location) of a refused handshake.
+ */
+export function openWebSocket(request: RequestTarget, port: number, tls: boolean): Promise<{ status: number; location?: string | undefined; origin?: OriginAnswer }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}${request.path}`, {
       headers: { ...request.headers, Host: request.host },
@@ -321,7 +331,7 @@ function openWebSocket(request: ExpectedRequest, port: number, tls: boolean): Pr
     });
     ws.on('unexpected-response', (_req, res) => {
       res.resume();
-      resolve({ status: res.statusCode ?? 0 });
+      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
       ws.terminate();
     });
     ws.once('message', (data) => {

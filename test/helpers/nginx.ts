@@ -1,17 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closedPort } from './origins.js';
+import { startServerProcess, type RunningServer } from './server-process.js';
 
 /** Debian's nginx binary, when installed (.ci/run installs it). */
 export const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((path) => existsSync(path));
 
-export interface RunningNginx {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type RunningNginx = RunningServer;
 
 /**
  * A real nginx (one process, no daemon) serving one `server` block on
@@ -43,32 +39,6 @@ ${serverBody}
   }
 }
 `);
-  const child: ChildProcess = spawn(NGINX, ['-e', join(dir, 'error.log'), '-p', dir, '-c', conf], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 5_000;
-  while (!(await accepts(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      const log = existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8') : '';
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`nginx did not start: ${log}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    port,
-    close: async () => {
-      child.kill('SIGKILL');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
+  const errorLog = join(dir, 'error.log');
+  return startServerProcess({ name: 'nginx', command: NGINX, args: ['-e', errorLog, '-p', dir, '-c', conf], dir, port, logFile: errorLog });
 }

@@ -185,9 +185,10 @@ interface Reply {
   readonly body: string;
 }
 
-function get(port: number, path: string): Promise<Reply> {
+/** GET 127.0.0.1:`port``path`, with the given Host header when `host` is set. */
+function get(port: number, path: string, host?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, agent: false, ...(host !== undefined ? { headers: { Host: host } } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', reject);
@@ -296,16 +297,7 @@ describe('backends behind TLS', () => {
     `);
     try {
       // The client names a public host; the backend's certificate names 127.0.0.1 only.
-      const reply = await new Promise<Reply>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/by-ip', agent: false, headers: { Host: 'app.example.com' } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => { body += chunk; });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const reply = await get(proxy.port, '/by-ip', 'app.example.com');
       assert.equal(reply.status, 200, describeReply(reply));
       const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/ws/by-ip`, { headers: { Host: 'app.example.com' } });
       await new Promise<void>((resolve, reject) => {
@@ -327,16 +319,7 @@ describe('backends behind TLS', () => {
       tls: { ca: ${pki.caCert} }
     `);
     try {
-      const reply = await new Promise<Reply>((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/by-name', agent: false, headers: { Host: 'public.example.test' } }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => { body += chunk; });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const reply = await get(proxy.port, '/by-name', 'public.example.test');
       assert.equal(reply.status, 200, describeReply(reply));
       assert.equal(origin.servernames.at(-1), 'localhost');
     } finally {

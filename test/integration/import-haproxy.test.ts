@@ -1,21 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { WebSocket, WebSocketServer } from 'ws';
 import { after, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { parseSections, splitWords } from '../../src/tools/import/haproxy/haproxy-parser.js';
 import { translateHaproxy } from '../../src/tools/import/haproxy/haproxy-translator.js';
 import { emitYaml } from '../../src/tools/import/emit-yaml.js';
-import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
+import { selfSignedCertificate } from '../helpers/certs.js';
 import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { HAPROXY, startHaproxy } from '../helpers/haproxy.js';
-import { FIXTURE_ROOT, listFixtures, runImportFixture } from '../helpers/import-fixtures.js';
+import {
+  FIXTURE_ROOT, listFixtures, openWebSocket, runImportFixture, sendRequest, startNamedOrigin,
+  type ExpectedRequest, type ImportExpectation, type NamedOrigin, type OriginAnswer, type RequestTarget,
+} from '../helpers/import-fixtures.js';
+import { accepts } from '../helpers/server-process.js';
 import { closedPort } from '../helpers/origins.js';
 import { connectRaw, readUntil } from '../helpers/raw.js';
 
@@ -341,23 +341,18 @@ describe('switchyard import haproxy: the fixtures through a real HAProxy reach t
   }
 });
 
-interface FixtureExpectation {
-  readonly backends?: Record<string, string>;
-  readonly tlsBackends?: string[];
-  readonly certs?: { cert: string; key: string }[];
-  readonly requests: {
-    listen?: string; host: string; path: string; method?: string; headers?: Record<string, string>; websocket?: boolean;
-    origin?: string; originPath?: string; originHost?: string; status?: number; location?: string;
+interface FixtureExpectation extends Omit<ImportExpectation, 'requests'> {
+  readonly requests: readonly (ExpectedRequest & {
     /** Where the translation deliberately differs from HAProxy (a strict test it fixes): what HAProxy itself does, and why. */
-    haproxy?: { origin?: string; status?: number; why: string };
-  }[];
+    readonly haproxy?: { readonly origin?: string; readonly status?: number; readonly why: string };
+  })[];
 }
 
 async function throughHaproxy(name: string): Promise<void> {
   const expectation = JSON.parse(readFileSync(join(FIXTURE_ROOT, 'haproxy', `${name}.expect.json`), 'utf8')) as FixtureExpectation;
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-haproxy-fixture-'));
   const cert = await selfSignedCertificate('switchyard-haproxy-fixture-cert-');
-  const origins = new Map<string, { port: number; close(): Promise<void> }>();
+  const origins = new Map<string, NamedOrigin>();
   let haproxy: ChildProcess | undefined;
   let haproxyLog = '';
   try {
@@ -369,7 +364,7 @@ async function throughHaproxy(name: string): Promise<void> {
     }
     const replacements: [string, string][] = [];
     for (const [address, originName] of Object.entries(expectation.backends ?? {})) {
-      if (!origins.has(originName)) origins.set(originName, await namedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined));
+      if (!origins.has(originName)) origins.set(originName, await startNamedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined));
       replacements.push([address, `127.0.0.1:${origins.get(originName)!.port}`]);
     }
     replacements.sort((a, b) => b[0].length - a[0].length);
@@ -385,7 +380,7 @@ async function throughHaproxy(name: string): Promise<void> {
     haproxy.stderr?.setEncoding('utf8').on('data', (chunk: string) => { haproxyLog += chunk; });
     const deadline = Date.now() + 10_000;
     for (const { port } of binds.values()) {
-      while (!(await accepting(port))) {
+      while (!(await accepts(port))) {
         if (haproxy.exitCode !== null || Date.now() > deadline) throw new Error(`haproxy did not start:\n${haproxyLog}\n${text}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -397,7 +392,7 @@ async function throughHaproxy(name: string): Promise<void> {
       const bind = binds.get(request.listen ?? first);
       assert.ok(bind, `${name}: no bind for ${request.listen ?? first}`);
       const what = `${name} through HAProxy: ${request.websocket ? 'WebSocket' : (request.method ?? 'GET')} ${request.host}${request.path}`;
-      const answer = request.websocket ? await haproxyWebSocket(request, bind.port, bind.tls) : await haproxyHttp(request, bind.port, bind.tls);
+      const answer = request.websocket ? await openWebSocket(request, bind.port, bind.tls) : await haproxyHttp(request, bind.port, bind.tls);
       if (request.status !== undefined) {
         if (request.status === 308) assert.ok(answer.status >= 301 && answer.status <= 308, `${what}: status ${answer.status}`);
         else assert.equal(answer.status, request.status, `${what}: status`);
@@ -452,95 +447,14 @@ async function runnableHaproxyConfig(source: string): Promise<{ text: string; bi
   return { text: lines.join('\n'), binds };
 }
 
-interface OriginAnswer { origin: string; url: string; host: string }
-
-/** An origin that says who it is (HTTP: JSON; WebSocket: the same JSON first, then echo), as the fixture harness's. */
-async function namedOrigin(name: string, cert: TestCertificate | undefined): Promise<{ port: number; close(): Promise<void> }> {
-  const describeRequest = (req: http.IncomingMessage): string => JSON.stringify({ origin: name, url: req.url, host: req.headers.host });
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(describeRequest(req));
-    });
-  };
-  const server = cert ? https.createServer({ cert: cert.cert, key: cert.key }, handler) : http.createServer(handler);
-  const wss = new WebSocketServer({ noServer: true });
-  server.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => undefined);
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => ws.terminate());
-      ws.send(describeRequest(req));
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    });
-  });
-  server.on('clientError', (_err, socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function haproxyHttp(request: FixtureExpectation['requests'][number], port: number, tls: boolean): Promise<{ status: number; location: string | undefined; origin?: OriginAnswer }> {
-  return new Promise((resolve, reject) => {
-    const options = {
-      host: '127.0.0.1', port, path: request.path, method: request.method ?? 'GET', headers: { ...request.headers, Host: request.host }, agent: false as const,
-      ...(tls ? { servername: request.host, rejectUnauthorized: false } : {}),
-    };
-    const req = (tls ? https : http).request(options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => {
-        let origin: OriginAnswer | undefined;
-        try {
-          origin = JSON.parse(body) as OriginAnswer;
-        } catch {
-          origin = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, ...(origin ? { origin } : {}) });
-      });
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function haproxyWebSocket(request: FixtureExpectation['requests'][number], port: number, tls: boolean): Promise<{ status: number; location: string | undefined; origin?: OriginAnswer }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}${request.path}`, {
-      headers: { ...request.headers, Host: request.host }, handshakeTimeout: 5_000,
-      ...(tls ? { servername: request.host, rejectUnauthorized: false } : {}),
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      res.resume();
-      resolve({ status: res.statusCode ?? 0, location: res.headers.location });
-      ws.terminate();
-    });
-    ws.once('message', (data) => {
-      const origin = JSON.parse(String(data)) as OriginAnswer;
-      ws.send('ping-through');
-      ws.once('message', (echo) => {
-        if (String(echo) !== 'ping-through') reject(new Error(`echo was ${String(echo)}`));
-        else resolve({ status: 101, location: undefined, origin });
-        ws.close();
-      });
-    });
-    ws.on('error', (err) => reject(err));
-  });
+/** An HTTP request through HAProxy; `origin` is the named origin's answer when the body is one. */
+async function haproxyHttp(request: RequestTarget, port: number, tls: boolean): Promise<{ status: number; location: string | undefined; origin?: OriginAnswer }> {
+  const { status, location, body } = await sendRequest(request, port, tls);
+  let origin: OriginAnswer | undefined;
+  try {
+    origin = JSON.parse(body) as OriginAnswer;
+  } catch {
+    origin = undefined;
+  }
+  return { status, location, ...(origin ? { origin } : {}) };
 }

@@ -15,44 +15,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
-import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
+import { stopSwitchyards } from '../helpers/cli.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
+import { probe, type ProbeJson, type ProbeVariant } from '../helpers/probe-cli.js';
 import { waitFor } from '../helpers/raw.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { AccessLog } from '../../src/observe/access-log.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 
-interface Variant {
-  form: string;
-  transport: string;
-  applicable: boolean;
-  ok: boolean;
-  status?: number;
-  alpn?: string;
-  diagnosis: string;
-  timings: Record<string, number>;
-  subprotocol?: string;
-  echo?: string;
-  closeCode?: number;
-  error?: string;
-}
-
-interface ProbeJson {
-  ok: boolean;
-  variants: Variant[];
-  comparison?: string;
-  idle?: { heldMs: number; endedAfterMs?: number; diagnosis: string };
-}
-
-async function probe(args: readonly string[], ms = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; json?: ProbeJson }> {
-  const cli = spawnSwitchyard(['probe', ...args]);
-  const { code } = await withTimeout(cli.exited, ms, `probe ${args.join(' ')}`);
-  const json = args.includes('--json') && cli.stdout.trim().startsWith('{') ? JSON.parse(cli.stdout) as ProbeJson : undefined;
-  return { code, stdout: cli.stdout, stderr: cli.stderr, ...(json ? { json } : {}) };
-}
-
-function http2Variant(json: ProbeJson | undefined): Variant {
+function http2Variant(json: ProbeJson | undefined): ProbeVariant {
   const variant = json?.variants.find((candidate) => candidate.form === 'http2');
   assert.ok(variant, `no http2 variant in ${JSON.stringify(json)}`);
   return variant;

@@ -9,23 +9,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { APACHE, startApache } from '../helpers/apache.js';
-import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
+import { stopSwitchyards } from '../helpers/cli.js';
 import { HAPROXY, startHaproxy } from '../helpers/haproxy.js';
 import { closedPort, startOrigin, type Origin } from '../helpers/origins.js';
-
-interface ProbeJson {
-  ok: boolean;
-  variants: { form: string; ok: boolean; status?: number; diagnosis: string; echo?: string; closeCode?: number }[];
-  comparison?: string;
-  idle?: { heldMs: number; endedAfterMs?: number; diagnosis: string };
-}
-
-async function probe(args: readonly string[], ms = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; json: ProbeJson }> {
-  const cli = spawnSwitchyard(['probe', ...args, '--json']);
-  const { code } = await withTimeout(cli.exited, ms, `probe ${args.join(' ')}`);
-  assert.ok(cli.stdout.trim().startsWith('{'), `no JSON on stdout: ${cli.stdout} ${cli.stderr}`);
-  return { code, stdout: cli.stdout, stderr: cli.stderr, json: JSON.parse(cli.stdout) as ProbeJson };
-}
+import { probeJson, type ProbeJson } from '../helpers/probe-cli.js';
 
 const FORMS = ['chromium', 'firefox', 'keep-alive-upgrade', 'safari', 'minimal'];
 
@@ -49,6 +36,16 @@ async function cleanUp(): Promise<void> {
   for (const server of running.splice(0)) await server.close();
 }
 
+/** Every form failed with the proxy's 503 for a backend it could not connect to. */
+function assertAllNoBackend(code: number | null, json: ProbeJson): void {
+  assert.equal(code, 1);
+  assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
+  for (const variant of json.variants) {
+    assert.equal(variant.status, 503, variant.form);
+    assert.match(variant.diagnosis, /^503: a hop has no backend available.*could not connect to it/, variant.form);
+  }
+}
+
 function assertAllPass(code: number | null, json: ProbeJson): void {
   assert.equal(code, 0, JSON.stringify(json));
   assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
@@ -69,7 +66,7 @@ ${timeouts}${extra}
   test('configured right (http mode, a long timeout tunnel): every form passes, exit 0', { timeout: 30_000 }, async () => {
     const server = await haproxy('  timeout client 30s\n  timeout server 30s\n  timeout tunnel 1h', origin.port);
     const handshakesBefore = origin.handshakes.length;
-    const { code, json } = await probe([`ws://127.0.0.1:${server.port}/`]);
+    const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
     assertAllPass(code, json);
     assert.equal(origin.handshakes.length - handshakesBefore, 5, 'every handshake reached the origin');
   });
@@ -77,7 +74,7 @@ ${timeouts}${extra}
   test('no timeout tunnel and a 3 s timeout server: --idle finds the cut-off at about 3 s', { timeout: 30_000 }, async () => {
     // Without `timeout tunnel` the upgraded connection keeps the client and server timeouts.
     const server = await haproxy('  timeout client 30s\n  timeout server 3s', origin.port);
-    const { code, json, stderr } = await probe([`ws://127.0.0.1:${server.port}/`, '--form', 'minimal', '--idle', '6s']);
+    const { code, json, stderr } = await probeJson([`ws://127.0.0.1:${server.port}/`, '--form', 'minimal', '--idle', '6s']);
     assert.equal(code, 1, 'an idle cut-off fails the probe');
     assert.equal(json.variants[0]?.ok, true, 'the handshake and echo are fine');
     const ended = json.idle?.endedAfterMs ?? 0;
@@ -87,7 +84,7 @@ ${timeouts}${extra}
 
   test('a 3 s timeout tunnel: --idle finds the cut-off at about 3 s', { timeout: 30_000 }, async () => {
     const server = await haproxy('  timeout client 30s\n  timeout server 30s\n  timeout tunnel 3s', origin.port);
-    const { code, json, stderr } = await probe([`ws://127.0.0.1:${server.port}/`, '--form', 'chromium', '--idle', '6s']);
+    const { code, json, stderr } = await probeJson([`ws://127.0.0.1:${server.port}/`, '--form', 'chromium', '--idle', '6s']);
     assert.equal(code, 1);
     const ended = json.idle?.endedAfterMs ?? 0;
     assert.ok(ended >= 2_500 && ended <= 4_500, `closed after ${ended} ms; stderr ${stderr}`);
@@ -98,13 +95,8 @@ ${timeouts}${extra}
     // HAProxy answers 503 (not 502) when it cannot connect. `retries 0`: each
     // of the default 3 retries waits a 1 s turn-around, same answer 3 s later.
     const server = await haproxy('  timeout client 30s\n  timeout server 30s\n  timeout tunnel 1h', await closedPort(), '\n  retries 0');
-    const { code, json } = await probe([`ws://127.0.0.1:${server.port}/`]);
-    assert.equal(code, 1);
-    assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
-    for (const variant of json.variants) {
-      assert.equal(variant.status, 503, variant.form);
-      assert.match(variant.diagnosis, /^503: a hop has no backend available.*could not connect to it/, variant.form);
-    }
+    const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
+    assertAllNoBackend(code, json);
     assert.equal(json.comparison, undefined, 'every form failed alike');
   });
 });
@@ -121,7 +113,7 @@ describe('probe through a real Apache 2.4', { skip: APACHE === undefined ? 'apac
   test('configured right (Upgrade and Connection matched as tokens, [NC]): every form passes', { timeout: 30_000 }, async () => {
     const server = await apache('websocket [NC]', 'upgrade [NC]', origin.port);
     const handshakesBefore = origin.handshakes.length;
-    const { code, json } = await probe([`ws://127.0.0.1:${server.port}/`]);
+    const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
     assertAllPass(code, json);
     assert.equal(origin.handshakes.length - handshakesBefore, 5, 'every handshake reached the origin');
   });
@@ -131,7 +123,7 @@ describe('probe through a real Apache 2.4', { skip: APACHE === undefined ? 'apac
     // misses reaches the origin as a plain GET (mod_proxy_http drops Upgrade).
     const server = await apache('^WebSocket$ [NC]', '^Upgrade$', origin.port);
     const requestsBefore = origin.requests.length;
-    const { code, json } = await probe([`ws://127.0.0.1:${server.port}/`]);
+    const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
     assert.equal(code, 1);
     const failed = json.variants.filter((variant) => !variant.ok).map((variant) => variant.form);
     assert.deepEqual(failed, ['keep-alive-upgrade'], JSON.stringify(json));
@@ -146,12 +138,7 @@ describe('probe through a real Apache 2.4', { skip: APACHE === undefined ? 'apac
 
   test('a backend on a closed port: 503 for every form (mod_proxy answers 503, not 502), "no backend available"', { timeout: 30_000 }, async () => {
     const server = await apache('websocket [NC]', 'upgrade [NC]', await closedPort());
-    const { code, json } = await probe([`ws://127.0.0.1:${server.port}/`]);
-    assert.equal(code, 1);
-    assert.deepEqual(json.variants.map((variant) => variant.form), FORMS);
-    for (const variant of json.variants) {
-      assert.equal(variant.status, 503, variant.form);
-      assert.match(variant.diagnosis, /^503: a hop has no backend available.*could not connect to it/, variant.form);
-    }
+    const { code, json } = await probeJson([`ws://127.0.0.1:${server.port}/`]);
+    assertAllNoBackend(code, json);
   });
 });

@@ -9,26 +9,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
-import { spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
+import { stopSwitchyards } from '../helpers/cli.js';
 import { NGINX, startNginx, type RunningNginx } from '../helpers/nginx.js';
 import { closedPort, startOrigin, type Origin } from '../helpers/origins.js';
+import { probe } from '../helpers/probe-cli.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
-
-interface ProbeJson {
-  ok: boolean;
-  variants: { form: string; ok: boolean; status?: number; diagnosis: string; timings: Record<string, number>; echo?: string; closeCode?: number }[];
-  comparison?: string;
-  idle?: { heldMs: number; endedAfterMs?: number; diagnosis: string };
-}
-
-async function probe(args: readonly string[], ms = 20_000): Promise<{ code: number | null; stdout: string; stderr: string; json?: ProbeJson }> {
-  const cli = spawnSwitchyard(['probe', ...args]);
-  const { code } = await withTimeout(cli.exited, ms, `probe ${args.join(' ')}`);
-  const json = args.includes('--json') && cli.stdout.trim().startsWith('{') ? JSON.parse(cli.stdout) as ProbeJson : undefined;
-  return { code, stdout: cli.stdout, stderr: cli.stderr, ...(json ? { json } : {}) };
-}
 
 const FORMS = ['chromium', 'firefox', 'keep-alive-upgrade', 'safari', 'minimal'];
 

@@ -28,8 +28,12 @@ export function formatDuration(ms: number): string {
   return `${whole}ms`;
 }
 
-export function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+/**
+ * A regex source that matches `text` literally. `/` is escaped too, unless
+ * `keepSlashes` (for readable paths and hosts): the regex is the same either way.
+ */
+export function escapeRegex(text: string, options: { readonly keepSlashes?: boolean } = {}): string {
+  return text.replace(options.keepSlashes ? /[.*+?^${}()|[\]\\]/g : /[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 /**

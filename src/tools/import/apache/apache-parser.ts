@@ -1,8 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ImportError } from '../import-error.js';
 import type { ImportReport } from '../import-report.js';
 import { expandInclude } from '../include-files.js';
+import { readConfigFile } from '../read-config-file.js';
 import type { SourceLocation } from '../source-location.js';
 import { isKnownDirective } from './apache-directives.js';
 
@@ -20,15 +20,9 @@ export interface ApacheDirective {
   readonly root: string;
 }
 
-/** A `<Name args>` ... `</Name>` section and what it holds. */
-export interface ApacheSection {
+/** A `<Name args>` ... `</Name>` section (its opening line described as a directive's) and what it holds. */
+export interface ApacheSection extends Omit<ApacheDirective, 'kind'> {
   readonly kind: 'section';
-  readonly name: string;
-  readonly lower: string;
-  readonly args: readonly string[];
-  readonly text: string;
-  readonly location: SourceLocation;
-  readonly root: string;
   readonly children: ApacheNode[];
 }
 
@@ -61,25 +55,9 @@ interface ParseState {
 export function parseApacheConfig(file: string, report: ImportReport): ParsedApacheConfig {
   const absolute = resolve(file);
   const state: ParseState = { report, mainFile: file, mainDir: dirname(absolute), stack: [], defines: new Map(), serverRoot: undefined };
-  const text = readConfigFile(file, undefined);
+  const text = readConfigFile(file);
   const nodes = parseText(text, absolute, file, state);
   return { nodes, mainDir: state.mainDir };
-}
-
-function readConfigFile(file: string, includedAt: SourceLocation | undefined): string {
-  const where = includedAt ?? { file, line: 0, column: 0 };
-  let stat;
-  try {
-    stat = statSync(file);
-  } catch {
-    throw new ImportError(where, includedAt ? `cannot include ${file}: no such file` : 'no such file');
-  }
-  if (stat.isDirectory()) throw new ImportError(where, `${file} is a folder, not a config file`);
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ImportError(where, `cannot read ${file}: ${(err as Error).message}`);
-  }
 }
 
 interface LogicalLine {

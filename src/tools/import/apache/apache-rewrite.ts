@@ -1,3 +1,4 @@
+import { countGroups } from '../../../config/regex-groups.js';
 import { anchoredLiteral } from '../../../router/route-matcher.js';
 import { Template } from '../../../router/template.js';
 import type { DraftRoute } from '../config-draft.js';
@@ -530,12 +531,4 @@ function simplifyPath(match: DraftMatch, rewrite: string): { match: DraftMatch; 
   const prefix = /^\^((?:\\[/.-]|[^\\^$.|?*+()[\]{}])*\/)(?:\(\.\*\)|\.\*)?\$?$/.exec(source)?.[1];
   if (prefix !== undefined) return { match: { ...rest, prefix: prefix.replace(/\\([/.-])/g, '$1') }, identity: true };
   return { match, identity: true };
-}
-
-export function countGroups(source: string): number {
-  try {
-    return (new RegExp(`${source}|`).exec('')?.length ?? 1) - 1;
-  } catch {
-    return 0;
-  }
 }

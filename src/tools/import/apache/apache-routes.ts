@@ -1,10 +1,13 @@
+import { countGroups } from '../../../config/regex-groups.js';
 import { anchoredLiteral, hasPathPrefix } from '../../../router/route-matcher.js';
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
-import { formatDuration, parseDurationMs, toJsRegex } from '../values.js';
+import { covers } from '../route-coverage.js';
+import { sourceLabel } from '../source-location.js';
+import { escapeRegex, formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { HeaderEdit, LocationBlock, ProxyPassEntry, RedirectEntry, RewriteRuleEntry, Scope } from './apache-model.js';
 import type { ApacheDirective, ApacheSection } from './apache-parser.js';
-import { countGroups, RewriteSkip, simplifyRewrite, translateRewriteRule, type DraftMatch } from './apache-rewrite.js';
+import { RewriteSkip, simplifyRewrite, translateRewriteRule, type DraftMatch } from './apache-rewrite.js';
 import { parseBackendUrl, sourceOf, type BackendTls, type BackendUrl, type Target, type TargetResolver } from './apache-targets.js';
 
 /**
@@ -210,7 +213,7 @@ class SiteRoutes {
         route.respond = { status: action.status };
       }
       return {
-        route, comments: [...comments], directive: rule.directive, label: `RewriteRule ${rule.pattern} (${sourceOf(rule.directive).split(' ')[0]})`, kind: 'rewrite',
+        route, comments: [...comments], directive: rule.directive, label: `RewriteRule ${rule.pattern} (${sourceLabel(rule.directive.location)})`, kind: 'rewrite',
         location: undefined, apachePrefix: undefined, target, backendPath: '', urlPath: '',
         apacheWebSocket: action.kind === 'proxy' && (translated.websocketConditions || target!.websocketScheme), reverseKey: undefined, timeoutKey: undefined,
       };
@@ -230,7 +233,7 @@ class SiteRoutes {
     if (!this.facts.websocketFallback) return true;
     const samePath = later.find((other) => other.regex === entry.regex && normalisePath(other.path) === normalisePath(entry.path) && /^https?:\/\//i.test(other.url));
     if (samePath) {
-      this.adviseOnce(entry.directive, `the same path has an http:// ProxyPass (${sourceOf(samePath.directive).split(' ')[0]}): translated as the split Apache made before 2.4.47 — WebSocket handshakes here (upgrade: websocket), other requests there (since 2.4.47 Apache sent both here)`);
+      this.adviseOnce(entry.directive, `the same path has an http:// ProxyPass (${sourceLabel(samePath.directive.location)}): translated as the split Apache made before 2.4.47 — WebSocket handshakes here (upgrade: websocket), other requests there (since 2.4.47 Apache sent both here)`);
       return true;
     }
     return false;
@@ -238,7 +241,7 @@ class SiteRoutes {
 
   private proxyPassRoute(entry: ProxyPassEntry, kind: Kind, websocketOnly: boolean): PendingRoute | undefined {
     const directive = entry.directive;
-    const where = sourceOf(directive).split(' ')[0]!;
+    const where = sourceLabel(directive.location);
     const comments = entry.location ? [sourceOf(entry.location.section), sourceOf(directive)] : [sourceOf(directive)];
     const label = `${entry.location ? `<${entry.location.section.name} ${entry.path}> ProxyPass` : `${directive.name} ${entry.path}`} (${where})`;
     if (!entry.regex && /[*?[]/.test(entry.path) && entry.location) {
@@ -351,7 +354,7 @@ class SiteRoutes {
       } else if (!prefix.endsWith('/') && url.path !== '' && !url.path.endsWith('/')) {
         // /push/ws → /ws and /push/ws/x → /ws/x (strip_prefix would send /ws/ for the bare path).
         delete match.prefix;
-        match.regex = `^${escapePath(prefix)}((?:/.*)?)$`;
+        match.regex = `^${escapeRegex(prefix, { keepSlashes: true })}((?:/.*)?)$`;
         route.rewrite = `${escapeTemplate(url.path)}$1`;
         toPath = '';
       } else {
@@ -405,7 +408,7 @@ class SiteRoutes {
 
   private redirectRoute(entry: RedirectEntry, kind: Kind, location: LocationBlock | undefined): PendingRoute | undefined {
     const directive = entry.directive;
-    const where = sourceOf(directive).split(' ')[0]!;
+    const where = sourceLabel(directive.location);
     const comments = location ? [sourceOf(location.section), sourceOf(directive)] : [sourceOf(directive)];
     let match: DraftMatch;
     let location_: string | undefined;
@@ -429,7 +432,7 @@ class SiteRoutes {
       }
       // mod_alias matches whole segments and appends the rest of the path to the URL.
       const trimmed = path.replace(/\/$/, '');
-      match = path === '/' ? { regex: '^/(.*)$' } : { regex: `^${escapePath(trimmed)}((?:/.*)?)$` };
+      match = path === '/' ? { regex: '^/(.*)$' } : { regex: `^${escapeRegex(trimmed, { keepSlashes: true })}((?:/.*)?)$` };
       if (entry.url !== undefined) location_ = path === '/' ? `${escapeTemplate(entry.url.replace(/\/$/, ''))}/$1` : `${escapeTemplate(entry.url.replace(/\/$/, ''))}$1`;
     }
     const route: DraftRoute = { match };
@@ -457,7 +460,7 @@ class SiteRoutes {
   private dropShadowed(pending: readonly PendingRoute[]): PendingRoute[] {
     const kept: PendingRoute[] = [];
     for (const entry of pending) {
-      const earlier = kept.find((other) => covers(other.route, entry.route)) ?? this.coveredByPair(kept, entry);
+      const earlier = kept.find((other) => covers(other.route.match, entry.route.match)) ?? this.coveredByPair(kept, entry);
       if (!earlier) {
         kept.push(entry);
         continue;
@@ -472,8 +475,8 @@ class SiteRoutes {
     const upgrade = entry.route.match?.upgrade ?? 'any';
     if (upgrade !== 'any') return undefined;
     const asKind = (kind: 'websocket' | 'none'): DraftRoute => ({ ...entry.route, match: { ...entry.route.match, upgrade: kind } });
-    const websocket = kept.find((other) => other.route.match?.upgrade === 'websocket' && covers(other.route, asKind('websocket')));
-    const plain = kept.find((other) => other.route.match?.upgrade === 'none' && covers(other.route, asKind('none')));
+    const websocket = kept.find((other) => other.route.match?.upgrade === 'websocket' && covers(other.route.match, asKind('websocket').match));
+    const plain = kept.find((other) => other.route.match?.upgrade === 'none' && covers(other.route.match, asKind('none').match));
     return websocket && plain ? { ...plain, label: `${websocket.label} with ${plain.label}` } : undefined;
   }
 
@@ -494,7 +497,7 @@ class SiteRoutes {
         const coverage = locationCoverage(location, route);
         if (coverage === 'all') covered.push(route);
         // Part of the Location's requests reach this route only if no route before it takes them all.
-        else if (coverage === 'part' && route.route.to !== undefined && !routes.slice(0, index).some((earlier) => covers(earlier.route, whole))) partial.push(route);
+        else if (coverage === 'part' && route.route.to !== undefined && !routes.slice(0, index).some((earlier) => covers(earlier.route.match, whole.match))) partial.push(route);
       });
       if (location.auth.length > 0 || location.requires.some((require) => isAuthRequire(require))) {
         if (covered.length + partial.length > 0) this.adviseOnce(location.section, 'unsafe: Apache asked for authentication here (AuthType / Require user, group, valid-user, ...); Switchyard does not authenticate, so these requests reach the backend unchecked: put the check in the backend, or limit the route with allow:');
@@ -789,40 +792,6 @@ function precedence(earlier: Kind, later: Kind): string {
   return 'the first matching ProxyPass wins: put longer paths first';
 }
 
-/** Whether an earlier route takes every request a later one would (as `check` decides it, for the cases it decides). */
-function covers(first: DraftRoute, later: DraftRoute): boolean {
-  const a = first.match ?? {};
-  const b = later.match ?? {};
-  const aUpgrade = a.upgrade ?? 'any';
-  const bUpgrade = b.upgrade ?? 'any';
-  if (aUpgrade !== 'any' && aUpgrade !== bUpgrade) return false;
-  const laterMethods = b.methods ?? (bUpgrade === 'websocket' ? ['GET'] : undefined);
-  if (a.methods && (!laterMethods || !laterMethods.every((method) => a.methods!.includes(method)))) return false;
-  if (!conditionsCover(a.headers, b.headers) || !conditionsCover(a.query, b.query)) return false;
-  if (a.prefix === undefined && a.exact === undefined && a.regex === undefined) return true;
-  if (a.prefix !== undefined) {
-    if (b.prefix !== undefined) return hasPathPrefix(b.prefix, a.prefix);
-    if (b.exact !== undefined) return hasPathPrefix(b.exact, a.prefix);
-    return b.regex !== undefined && a.prefix === '/';
-  }
-  if (a.exact !== undefined) return b.exact === a.exact;
-  if (b.exact !== undefined) {
-    try {
-      return new RegExp(a.regex!).test(b.exact);
-    } catch {
-      return false;
-    }
-  }
-  return b.regex !== undefined && b.regex === a.regex;
-}
-
-function conditionsCover(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined): boolean {
-  if (!a || Object.keys(a).length === 0) return true;
-  if (!b) return false;
-  const lowerB = new Map(Object.entries(b).map(([name, value]) => [name.toLowerCase(), JSON.stringify(value)]));
-  return Object.entries(a).every(([name, value]) => lowerB.get(name.toLowerCase()) === JSON.stringify(value));
-}
-
 /** Whether a <Location> holds all of a route's requests, part of them, or none. */
 function locationCoverage(location: LocationBlock, route: PendingRoute): 'all' | 'part' | 'none' {
   if (route.location === location) return 'all';
@@ -866,11 +835,6 @@ function authorityOf(url: string): string | undefined {
 
 function hostOf(authority: string): string {
   return authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : authority.replace(/:\d+$/, '');
-}
-
-/** A path as a regex (slashes stay as they are). */
-function escapePath(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** A literal URL in a redirect template: $ doubles. */

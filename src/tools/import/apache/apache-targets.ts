@@ -1,6 +1,6 @@
-import { basename } from 'node:path';
 import type { ConfigDraft, DraftServer, DraftUpstream } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
+import { sourceLabel } from '../source-location.js';
 import { formatDuration, parseDurationMs } from '../values.js';
 import type { BalancerDef } from './apache-model.js';
 import type { ApacheDirective } from './apache-parser.js';
@@ -76,7 +76,7 @@ function isSecure(scheme: string): boolean {
 
 /** `file:line directive` for comments. */
 export function sourceOf(directive: { readonly location: { readonly file: string; readonly line: number }; readonly text: string }): string {
-  return `${basename(directive.location.file)}:${directive.location.line} ${directive.text.replace(/\s+/g, ' ')}`;
+  return `${sourceLabel(directive.location)} ${directive.text.replace(/\s+/g, ' ')}`;
 }
 
 const REDUNDANT_KEYS: Readonly<Record<string, string>> = {

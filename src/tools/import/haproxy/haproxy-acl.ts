@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ImportError } from '../import-error.js';
+import { describeReadError } from '../read-config-file.js';
 import type { SourceLocation } from '../source-location.js';
-import { toJsRegex } from '../values.js';
-import { describeError, type Directive } from './haproxy-parser.js';
+import { escapeRegex, toJsRegex } from '../values.js';
+import type { Directive } from './haproxy-parser.js';
 
 /**
  * HAProxy ACLs: `acl NAME CRITERION [flags] VALUES...` and anonymous
@@ -124,7 +125,7 @@ function readPatternFile(name: string, location: SourceLocation, baseDir: string
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ImportError(location, `cannot read the pattern file ${file} named by -f (${describeError(err)})`);
+    throw new ImportError(location, `cannot read the pattern file ${file} named by -f (${describeReadError(err)})`);
   }
   return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
 }
@@ -170,10 +171,6 @@ export function predefinedAcl(name: string, location: SourceLocation): AclTest |
   }
 }
 
-/** A regex source for a literal (slashes left as they are, for readable paths). */
-export function escapeLiteral(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
 
 /**
  * The atoms an ACL test is the OR of: one per value, except that methods and
@@ -247,7 +244,7 @@ function foundAtoms(test: AclTest): Atom[] {
   }
   if ((test.fetch === 'urlp' || test.fetch === 'url_param') && test.arg !== undefined) return [{ kind: 'query', name: test.arg, condition: { present: true } }];
   if (test.fetch === 'cook' && test.arg !== undefined) {
-    return [{ kind: 'header', name: 'Cookie', condition: { regex: `(?:^|;\\s*)${escapeLiteral(test.arg)}=` }, note: 'cookie test written as a Cookie header regex (case-insensitive)' }];
+    return [{ kind: 'header', name: 'Cookie', condition: { regex: `(?:^|;\\s*)${escapeRegex(test.arg, { keepSlashes: true })}=` }, note: 'cookie test written as a Cookie header regex (case-insensitive)' }];
   }
   if (test.fetch === 'path' || test.fetch === 'url') return [{ kind: 'true' }];
   return [{ kind: 'unsupported', why: `${test.text}: -m found on ${test.fetch} has no Switchyard match` }];
@@ -324,7 +321,7 @@ function headerAtoms(test: AclTest): Atom[] {
 
 /** A string test on a header or query value as a Switchyard condition. */
 function valueAtom(test: AclTest, value: string, make: (condition: HeaderCondition, note?: string) => Atom): Atom {
-  const literal = escapeLiteral(value);
+  const literal = escapeRegex(value, { keepSlashes: true });
   const caseNote = test.caseless ? undefined : 'Switchyard header and query regexes ignore case; HAProxy compared case-sensitively';
   switch (test.method) {
     case 'str': return test.caseless ? make({ regex: `^${literal}$` }) : make(value);
@@ -368,7 +365,7 @@ function pathAtoms(test: AclTest): Atom[] {
   if (unknownConverter !== undefined) return [{ kind: 'unsupported', why: `${test.text}: the converter ${unknownConverter} has no Switchyard match` }];
   return test.values.map((value): Atom => {
     if (isUrl && value.includes('?')) return { kind: 'unsupported', why: `${test.text}: tests the query string` };
-    const literal = test.caseless ? toJsRegex(escapeLiteral(value), true)! : escapeLiteral(value);
+    const literal = test.caseless ? toJsRegex(escapeRegex(value, { keepSlashes: true }), true)! : escapeRegex(value, { keepSlashes: true });
     const note = (text: string | undefined): { note?: string } => {
       const notes = [urlNote, text].filter((item): item is string => item !== undefined);
       return notes.length > 0 ? { note: notes.join('; ') } : {};
@@ -391,7 +388,7 @@ function pathAtoms(test: AclTest): Atom[] {
       case 'end': return { kind: 'path', regex: `${literal}$`, ...note(undefined) };
       case 'sub': return { kind: 'path', regex: literal, ...note(undefined) };
       case 'dir': {
-        const inner = test.caseless ? toJsRegex(escapeLiteral(value.replace(/^\/+|\/+$/g, '')), true)! : escapeLiteral(value.replace(/^\/+|\/+$/g, ''));
+        const inner = test.caseless ? toJsRegex(escapeRegex(value.replace(/^\/+|\/+$/g, ''), { keepSlashes: true }), true)! : escapeRegex(value.replace(/^\/+|\/+$/g, ''), { keepSlashes: true });
         return { kind: 'path', regex: `(?:^|/)${inner}(?:/|$)`, ...note(undefined) };
       }
       case 'reg': {
@@ -408,7 +405,7 @@ function cookieAtoms(test: AclTest): Atom[] {
   if (test.arg === undefined) return [{ kind: 'unsupported', why: `${test.text}: a cookie test without a cookie name` }];
   if (test.method !== 'str') return [{ kind: 'unsupported', why: `${test.text}: only exact cookie values translate` }];
   return test.values.map((value) => ({
-    kind: 'header', name: 'Cookie', condition: { regex: `(?:^|;\\s*)${escapeLiteral(test.arg!)}=${escapeLiteral(value)}(?:;|$)` },
+    kind: 'header', name: 'Cookie', condition: { regex: `(?:^|;\\s*)${escapeRegex(test.arg!, { keepSlashes: true })}=${escapeRegex(value, { keepSlashes: true })}(?:;|$)` },
     note: 'cookie test written as a Cookie header regex (case-insensitive)',
   }));
 }

@@ -1,6 +1,7 @@
-import { basename, isAbsolute, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
+import { sourceLabel } from '../source-location.js';
 import type { Directive } from './haproxy-parser.js';
 import type { Setting } from './haproxy-settings.js';
 
@@ -32,7 +33,7 @@ export interface Context {
 
 /** `haproxy.cfg:12 use_backend ws if is_ws`: the comment naming where a part came from. */
 export function sourceComment(directive: Directive): string {
-  return `${basename(directive.location.file)}:${directive.location.line} ${directive.text}`;
+  return `${sourceLabel(directive.location)} ${directive.text}`;
 }
 
 export function comment(context: Context, part: object, directive: Directive): void {

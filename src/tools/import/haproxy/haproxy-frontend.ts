@@ -1,4 +1,5 @@
 import type { DraftListener, DraftRoute, DraftSite } from '../config-draft.js';
+import { covers } from '../route-coverage.js';
 import type { AclTable } from './haproxy-acl.js';
 import { addAccessRule, legacyAdd, newAccessRules, srcRule, type AccessRules, type BackendTranslation } from './haproxy-backend.js';
 import { readBind, type Bind } from './haproxy-bind.js';
@@ -6,7 +7,7 @@ import { conditionMatches, hostPatterns, parseCondition, splitCondition, type Co
 import { comment, sourceComment, type Context } from './haproxy-context.js';
 import { constantValue, HeaderEdits, readHeaderEdit } from './haproxy-headers.js';
 import type { Directive, Section } from './haproxy-parser.js';
-import { covers, sameAction } from './haproxy-routes.js';
+import { sameAction } from './haproxy-routes.js';
 import { noteCommon, type ProxySettings } from './haproxy-settings.js';
 
 /**

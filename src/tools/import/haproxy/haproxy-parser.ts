@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImportError } from '../import-error.js';
+import { describeReadError, readConfigFile } from '../read-config-file.js';
 import type { SourceLocation } from '../source-location.js';
 
 /**
@@ -65,7 +66,7 @@ export const OTHER_SECTIONS: ReadonlySet<string> = new Set([
 export function readHaproxyConfig(path: string): HaproxyConfig {
   const files = configFiles(path);
   const sections: Section[] = [];
-  for (const file of files) sections.push(...parseSections(readText(file), file));
+  for (const file of files) sections.push(...parseSections(readConfigFile(file), file));
   if (sections.length === 0) {
     throw new ImportError({ file: files[0] ?? path, line: 1, column: 1 }, 'not an HAProxy config: no section (global, defaults, frontend, backend, listen) in it');
   }
@@ -77,33 +78,18 @@ function configFiles(path: string): string[] {
   try {
     stat = statSync(path);
   } catch (err) {
-    throw new ImportError({ file: path, line: 0, column: 0 }, `cannot read the file (${describeError(err)})`);
+    throw new ImportError({ file: path, line: 0, column: 0 }, `cannot read the file (${describeReadError(err)})`);
   }
   if (!stat.isDirectory()) return [path];
   let names: string[];
   try {
     names = readdirSync(path);
   } catch (err) {
-    throw new ImportError({ file: path, line: 0, column: 0 }, `cannot read the folder (${describeError(err)})`);
+    throw new ImportError({ file: path, line: 0, column: 0 }, `cannot read the folder (${describeReadError(err)})`);
   }
   const files = names.filter((name) => name.endsWith('.cfg') && !name.startsWith('.')).sort().map((name) => join(path, name));
   if (files.length === 0) throw new ImportError({ file: path, line: 0, column: 0 }, 'the folder has no *.cfg file (haproxy -f DIR reads those)');
   return files;
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ImportError({ file, line: 0, column: 0 }, `cannot read the file (${describeError(err)})`);
-  }
-}
-
-export function describeError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES') return 'permission denied';
-  return code ?? String(err);
 }
 
 /** Splits one file into sections; a directive before the first section means the file is not HAProxy's. */

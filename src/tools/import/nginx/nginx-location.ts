@@ -1,9 +1,10 @@
 import type { ConfigDraft, DraftRoute } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
+import { sourceLabel } from '../source-location.js';
 import { escapeRegex, formatDuration, parseDurationMs, toJsRegex } from '../values.js';
 import type { NginxDirective } from './nginx-parser.js';
 import { childScope, type NginxScope } from './nginx-scope.js';
-import { where, type NginxUpstreams } from './nginx-upstreams.js';
+import type { NginxUpstreams } from './nginx-upstreams.js';
 
 /** A location's place in nginx's choice: exact, then ^~ prefixes, then regexes in order, then prefixes (longest first). */
 export type LocationKind = 'exact' | 'slash-redirect' | 'priority-prefix' | 'regex' | 'prefix';
@@ -76,7 +77,7 @@ export class NginxLocationTranslator {
     let block = directive.block ?? [];
     let scope = childScope(parentScope, block, this.handled);
     const route: DraftRoute = {};
-    this.draft.comment(route, `${where(directive)} ${text}`);
+    this.draft.comment(route, `${sourceLabel(directive.location)} ${text}`);
     if (kind === 'exact') route.match = { exact: path };
     else if (kind === 'regex') {
       const regex = toJsRegex(path, first === '~*');
@@ -104,7 +105,7 @@ export class NginxLocationTranslator {
       this.handled.add(tryFiles);
       this.markAll(namedTarget);
       this.report.advise(tryFiles.location, `try_files ${tryFiles.args.join(' ')}`, `nginx served existing files first; Switchyard sends every request here to ${fallback}'s backend (serve static files from the app or a file server)`);
-      this.draft.comment(route, `${where(namedTarget)} location ${fallback} (reached through try_files)`);
+      this.draft.comment(route, `${sourceLabel(namedTarget.location)} location ${fallback} (reached through try_files)`);
       scope = childScope(scope, namedTarget.block ?? [], this.handled);
       block = [...block, ...(namedTarget.block ?? [])];
     }
@@ -171,7 +172,7 @@ export class NginxLocationTranslator {
     // nginx answers "/app" with 301 to "/app/" when only a proxied "location /app/" takes it.
     if (action.name === 'proxy_pass' && (kind === 'prefix' || kind === 'priority-prefix') && path.length > 1 && path.endsWith('/')) {
       const redirect: DraftRoute = { match: { exact: path.slice(0, -1) }, redirect: { status: 301, location: path } };
-      this.draft.comment(redirect, `${where(directive)} nginx redirects ${path.slice(0, -1)} to ${path} for this location`);
+      this.draft.comment(redirect, `${sourceLabel(directive.location)} nginx redirects ${path.slice(0, -1)} to ${path} for this location`);
       translated.push({ kind: 'slash-redirect', path: path.slice(0, -1), order, route: redirect, before: [], source: directive });
     }
     return translated;
@@ -193,7 +194,7 @@ export class NginxLocationTranslator {
     }
     if (fallback === undefined || websocket === undefined) return false;
     const wsRoute: DraftRoute = { ...structuredClone(route), match: { ...route.match, upgrade: 'websocket' } };
-    this.draft.comment(wsRoute, `${where(directive)} proxy_pass ${target} when $http_upgrade is websocket (${where(map)} map)`);
+    this.draft.comment(wsRoute, `${sourceLabel(directive.location)} proxy_pass ${target} when $http_upgrade is websocket (${sourceLabel(map.location)} map)`);
     if (!this.proxyPass(directive, `${variable[1]!}${websocket}`, wsRoute, 'prefix', '/')) return false;
     if (!this.proxyPass(directive, `${variable[1]!}${fallback}`, route, 'prefix', '/')) return false;
     this.report.advise(map.location, `map $http_upgrade $${variable[2]!}`, 'translated as a route with match.upgrade: websocket before the route for other requests');
@@ -212,7 +213,7 @@ export class NginxLocationTranslator {
         continue;
       }
       const wsRoute: DraftRoute = { match: { ...route.match, upgrade: 'websocket' } };
-      this.draft.comment(wsRoute, `${where(inner)} if ${inner.args.join(' ')}`);
+      this.draft.comment(wsRoute, `${sourceLabel(inner.location)} if ${inner.args.join(' ')}`);
       if (this.proxyPass(pass, substitute(pass.args[0] ?? '', variables), wsRoute, kind, path)) before.push(wsRoute);
     }
   }
@@ -231,7 +232,7 @@ export class NginxLocationTranslator {
       const rewritten: DraftRoute = { ...structuredClone(route), match: { ...route.match, regex }, rewrite: replacement.replace(/\?$/, '') };
       if (rewritten.match) delete rewritten.match.prefix;
       if (rewritten.strip_prefix) delete rewritten.strip_prefix;
-      this.draft.comment(rewritten, `${where(rewrite)} ${text}${flag === 'last' ? ' (nginx then looked for a location again; here the same backend takes it)' : ''}`);
+      this.draft.comment(rewritten, `${sourceLabel(rewrite.location)} ${text}${flag === 'last' ? ' (nginx then looked for a location again; here the same backend takes it)' : ''}`);
       before.push(rewritten);
     }
   }

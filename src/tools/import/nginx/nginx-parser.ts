@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ImportError } from '../import-error.js';
 import type { ImportReport } from '../import-report.js';
 import { expandInclude } from '../include-files.js';
+import { readConfigFile } from '../read-config-file.js';
 import type { SourceLocation } from '../source-location.js';
 
 /** One nginx directive: `name args...;` or `name args... { block }`, with where it was written. */
@@ -31,13 +31,7 @@ export function parseNginxFile(file: string, report: ImportReport): NginxDirecti
 }
 
 function parseFile(file: string, baseDir: string, report: ImportReport, stack: readonly string[], from: SourceLocation | undefined): NginxDirective[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ImportError(from ?? { file, line: 0, column: 0 }, `cannot read ${file} (${code === 'ENOENT' ? 'no such file' : (code ?? String(err))})`);
-  }
+  const text = readConfigFile(file, from);
   if (stack.includes(file)) throw new ImportError(from ?? { file, line: 0, column: 0 }, `${file} includes itself`);
   const tokens = tokenize(text, file);
   let index = 0;

@@ -2,12 +2,13 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigDraft, type DraftListener, type DraftRoute, type DraftSite } from '../config-draft.js';
 import { ImportError } from '../import-error.js';
 import { ImportReport } from '../import-report.js';
+import { sourceLabel } from '../source-location.js';
 import type { Translation } from '../translation.js';
-import { formatDuration, listenAddress, parseDurationMs, splitHostPort, toJsRegex } from '../values.js';
+import { escapeRegex, formatDuration, listenAddress, parseDurationMs, splitHostPort, toJsRegex } from '../values.js';
 import { NginxLocationTranslator, orderLocations, type TranslatedLocation } from './nginx-location.js';
 import { parseNginxFile, type NginxDirective } from './nginx-parser.js';
 import { childScope, EMPTY_SCOPE, type NginxScope } from './nginx-scope.js';
-import { NginxUpstreams, where } from './nginx-upstreams.js';
+import { NginxUpstreams } from './nginx-upstreams.js';
 
 /** Directives that only matter to a server of files, to nginx's own processes, or to logging detail. */
 const NOT_FOR_A_PROXY = /^(sendfile|tcp_nopush|tcp_nodelay|types_hash_max_size|types|default_type|gzip.*|server_tokens|charset|index|root|autoindex|expires|etag|open_file_cache.*|log_format|error_log|pid|user|worker_connections|worker_rlimit_nofile|multi_accept|use|error_page|ssl_session_.*|ssl_stapling.*|ssl_dhparam|ssl_ecdh_curve|ssl_trusted_certificate|resolver.*|server_names_hash_.*|client_body_buffer_size|proxy_buffers?|proxy_buffer_size|proxy_busy_buffers_size|proxy_temp_.*|load_module|include)$/;
@@ -199,7 +200,7 @@ class NginxTranslator {
     const primary = names.find((name) => name !== '*');
     const base = primary ?? `default_${listens[0]?.address.replace(/^:/, '') ?? '80'}`;
     const site: DraftSite = { name: this.draft.siteName(split && scheme === 'http' ? `${base}_http` : base), hosts: names.length > 0 ? [...names] : ['*'], routes: [] };
-    this.draft.comment(site, `${where(directive)} server${primary ? ` (${names.join(' ')})` : ''}${split ? `, its ${scheme ?? ''} listeners` : ''}`);
+    this.draft.comment(site, `${sourceLabel(directive.location)} server${primary ? ` (${names.join(' ')})` : ''}${split ? `, its ${scheme ?? ''} listeners` : ''}`);
     const variables = new Map<string, string>();
     for (const inner of block) {
       if (inner.name === 'set' && inner.args[0]?.startsWith('$') && inner.args[1] !== undefined && !inner.args[1].includes('$')) {
@@ -311,7 +312,7 @@ class NginxTranslator {
 
   private bind(listen: ServerListen, site: DraftSite, scope: NginxScope, names: readonly string[], server: NginxDirective): void {
     const listener = this.draft.listener(listen.address);
-    if (!this.draft.commentsOf(listener).length) this.draft.comment(listener, `${where(server)} listen ${listen.address.replace(/^:/, '')}${listen.tls ? ' ssl' : ''}`);
+    if (!this.draft.commentsOf(listener).length) this.draft.comment(listener, `${sourceLabel(server.location)} listen ${listen.address.replace(/^:/, '')}${listen.tls ? ' ssl' : ''}`);
     this.draft.serve(listener, site.name!);
     const current = this.defaults.get(listen.address);
     if (!current || (listen.isDefault && !current.explicit)) this.defaults.set(listen.address, { site, explicit: listen.isDefault });
@@ -380,15 +381,15 @@ class NginxTranslator {
       const holds = (schemeTest[1] === '=') === (schemeTest[2] === scheme);
       if (!holds) return undefined;
     } else {
-      route.match = { headers: { Host: { regex: `^${host!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(:\\d+)?$` } } };
+      route.match = { headers: { Host: { regex: `^${escapeRegex(host!, { keepSlashes: true })}(:\\d+)?$` } } };
     }
-    this.draft.comment(route, `${where(directive)} ${text}`);
+    this.draft.comment(route, `${sourceLabel(directive.location)} ${text}`);
     return locations.returnAction(action, route) ? route : undefined;
   }
 
   private serverRedirect(directive: NginxDirective, locations: NginxLocationTranslator): DraftRoute | undefined {
     const route: DraftRoute = {};
-    this.draft.comment(route, `${where(directive)} ${directive.name} ${directive.args.join(' ')}`);
+    this.draft.comment(route, `${sourceLabel(directive.location)} ${directive.name} ${directive.args.join(' ')}`);
     if (directive.name === 'return') {
       this.handled.add(directive);
       return locations.returnAction(directive, route) ? route : undefined;

@@ -1,6 +1,6 @@
-import { basename } from 'node:path';
 import type { ConfigDraft, DraftServer, DraftUpstream } from '../config-draft.js';
 import type { ImportReport } from '../import-report.js';
+import { sourceLabel } from '../source-location.js';
 import { formatDuration, parseDurationMs, splitHostPort } from '../values.js';
 import type { NginxDirective } from './nginx-parser.js';
 
@@ -40,7 +40,7 @@ export class NginxUpstreams {
       return undefined;
     }
     const upstreamName = this.draft.addUpstream(scheme === 'https' && this.translated.has(`http://${name}`) ? `${name}_tls` : name, upstream);
-    this.draft.comment(upstream, `${where(block)} upstream ${name}`);
+    this.draft.comment(upstream, `${sourceLabel(block.location)} upstream ${name}`);
     this.translated.set(key, upstreamName);
     return upstreamName;
   }
@@ -155,10 +155,6 @@ export class NginxUpstreams {
       this.report.skip(directive.location, text, 'Switchyard hashes on a header, cookie, query parameter or the client address only; this upstream balances round robin');
       return;
     }
-    if (directive.args[1] !== 'consistent') this.draft.comment(upstream, `${where(directive)} hash without "consistent": Switchyard's hashing is always consistent`);
+    if (directive.args[1] !== 'consistent') this.draft.comment(upstream, `${sourceLabel(directive.location)} hash without "consistent": Switchyard's hashing is always consistent`);
   }
-}
-
-export function where(directive: NginxDirective): string {
-  return `${basename(directive.location.file)}:${directive.location.line}`;
 }
