@@ -141,31 +141,10 @@ export interface ImportRun {
  */
 export async function runImportFixture(format: string, name: string): Promise<void> {
   const expectation = JSON.parse(readFileSync(join(FIXTURE_ROOT, format, `${name}.expect.json`), 'utf8')) as ImportExpectation;
-  const dir = mkdtempSync(join(tmpdir(), `switchyard-import-${format}-`));
-  const origins: NamedOrigin[] = [];
+  const copy = await copyFixture(format, expectation, `switchyard-import-${format}-`);
+  const { dir, cert, replacements } = copy;
   let proxy: CliProcess | undefined;
-  const cert = await selfSignedCertificate('switchyard-import-cert-');
   try {
-    cpSync(join(FIXTURE_ROOT, format), dir, { recursive: true });
-    for (const pair of expectation.certs ?? []) {
-      mkdirSync(dirname(join(dir, pair.cert)), { recursive: true });
-      mkdirSync(dirname(join(dir, pair.key)), { recursive: true });
-      copyFileSync(cert.certFile, join(dir, pair.cert));
-      copyFileSync(cert.keyFile, join(dir, pair.key));
-    }
-    const replacements: [string, string][] = [];
-    const started = new Map<string, NamedOrigin>();
-    for (const [address, originName] of Object.entries(expectation.backends ?? {})) {
-      let origin = started.get(originName);
-      if (!origin) {
-        origin = await startNamedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined);
-        started.set(originName, origin);
-        origins.push(origin);
-      }
-      replacements.push([address, `127.0.0.1:${origin.port}`]);
-    }
-    // Longer addresses first, so "backend:80" does not eat into "backend:8080".
-    replacements.sort((a, b) => b[0].length - a[0].length);
     replaceInTree(dir, replacements);
 
     const source = join(dir, `${name}.conf`);
@@ -197,9 +176,64 @@ export async function runImportFixture(format: string, name: string): Promise<vo
       proxy.child.kill('SIGKILL');
       await proxy.exited;
     }
-    for (const origin of origins) await origin.close();
+    await copy.closeOrigins();
+    copy.remove();
+  }
+}
+
+/** A fixture folder copied to a temp dir, with its certificates written and its named origins running. */
+export interface FixtureCopy {
+  readonly dir: string;
+  readonly cert: TestCertificate;
+  /** Origins by name. */
+  readonly origins: ReadonlyMap<string, NamedOrigin>;
+  /** Each backend address as the config writes it → the origin's address, longest first (so "b:80" does not eat into "b:8080"). */
+  readonly replacements: readonly [string, string][];
+  closeOrigins(): Promise<void>;
+  /** Deletes the copy and the certificate. */
+  remove(): void;
+}
+
+/**
+ * Copies a format's fixture folder, writes a self-signed pair wherever the
+ * expectation names certificate files, and starts one named origin per backend
+ * name (TLS for tlsBackends). `tlsHost` names TLS origins in the replacements
+ * (default 127.0.0.1; a server that checks names by DNS only wants localhost).
+ */
+export async function copyFixture(format: string, expectation: ImportExpectation, prefix: string, tlsHost = '127.0.0.1'): Promise<FixtureCopy> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const cert = await selfSignedCertificate(`${prefix}cert-`);
+  const origins = new Map<string, NamedOrigin>();
+  const closeOrigins = async (): Promise<void> => {
+    for (const origin of origins.values()) await origin.close();
+  };
+  const remove = (): void => {
     cert.remove();
     rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    cpSync(join(FIXTURE_ROOT, format), dir, { recursive: true });
+    for (const pair of expectation.certs ?? []) {
+      mkdirSync(dirname(join(dir, pair.cert)), { recursive: true });
+      mkdirSync(dirname(join(dir, pair.key)), { recursive: true });
+      copyFileSync(cert.certFile, join(dir, pair.cert));
+      copyFileSync(cert.keyFile, join(dir, pair.key));
+    }
+    const replacements: [string, string][] = [];
+    for (const [address, originName] of Object.entries(expectation.backends ?? {})) {
+      let origin = origins.get(originName);
+      if (!origin) {
+        origin = await startNamedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined);
+        origins.set(originName, origin);
+      }
+      replacements.push([address, `${origin.tls ? tlsHost : '127.0.0.1'}:${origin.port}`]);
+    }
+    replacements.sort((a, b) => b[0].length - a[0].length);
+    return { dir, cert, origins, replacements, closeOrigins, remove };
+  } catch (err) {
+    await closeOrigins();
+    remove();
+    throw err;
   }
 }
 

@@ -1,19 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { translateApache } from '../../src/tools/import/apache/apache-translator.js';
 import { listenAddress, splitHostPort } from '../../src/tools/import/values.js';
 import { APACHE } from '../helpers/apache.js';
-import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
-import { FIXTURE_ROOT, listFixtures, startNamedOrigin, type ExpectedRequest, type ImportExpectation } from '../helpers/import-fixtures.js';
+import { type TestCertificate } from '../helpers/certs.js';
+import { FIXTURE_ROOT, listFixtures, copyFixture, type ExpectedRequest, type ImportExpectation } from '../helpers/import-fixtures.js';
 import { closedPort } from '../helpers/origins.js';
+import { askHttp, askWebSocket, compareAnswer } from '../helpers/original-server-requests.js';
+import { accepts } from '../helpers/server-process.js';
 
 /**
  * The Apache fixtures' expectations proven against httpd itself: each
@@ -59,42 +56,17 @@ const MODULES = [
   'rewrite', 'headers', 'ssl', 'socache_shmcb', 'alias', 'dir', 'mime', 'log_config', 'setenvif', 'env', 'filter',
 ];
 
-interface OriginAnswer { origin: string; url: string; host: string }
-
-interface Answer { status: number; location: string | undefined; origin?: OriginAnswer }
-
 interface ApachePort { port: number; tls: boolean }
 
 type Request = { -readonly [K in keyof ExpectedRequest]: ExpectedRequest[K] };
 
 async function throughApache(name: string): Promise<void> {
   const expectation = JSON.parse(readFileSync(join(FIXTURE_ROOT, 'apache', `${name}.expect.json`), 'utf8')) as ImportExpectation;
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-apache-fixture-'));
-  const cert = await selfSignedCertificate('switchyard-apache-fixture-cert-');
-  const origins = new Map<string, Awaited<ReturnType<typeof startNamedOrigin>>>();
+  const copy = await copyFixture('apache', expectation, 'switchyard-apache-fixture-', 'localhost');
+  const { dir, cert, replacements } = copy;
   let apache: ChildProcess | undefined;
   let stderr = '';
   try {
-    cpSync(join(FIXTURE_ROOT, 'apache'), dir, { recursive: true });
-    for (const pair of expectation.certs ?? []) {
-      mkdirSync(dirname(join(dir, pair.cert)), { recursive: true });
-      mkdirSync(dirname(join(dir, pair.key)), { recursive: true });
-      copyFileSync(cert.certFile, join(dir, pair.cert));
-      copyFileSync(cert.keyFile, join(dir, pair.key));
-    }
-    const replacements: [string, string][] = [];
-    for (const [address, originName] of Object.entries(expectation.backends ?? {})) {
-      let origin = origins.get(originName);
-      if (!origin) {
-        origin = await startNamedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined);
-        origins.set(originName, origin);
-      }
-      // httpd checks a TLS backend's certificate against its name by DNS names only (SSLProxyCheckPeerName On, its
-      // default): the test certificate's name, localhost, stands in for a TLS backend's host, not its IP SAN.
-      replacements.push([address, `${origin.tls ? 'localhost' : '127.0.0.1'}:${origin.port}`]);
-    }
-    // Longer addresses first, so "backend:80" does not eat into "backend:8080".
-    replacements.sort((a, b) => b[0].length - a[0].length);
 
     // The translation's listeners: which addresses exist, which speak TLS, and the default for requests without `listen`.
     const listeners = translateApache(join(FIXTURE_ROOT, 'apache', `${name}.conf`)).draft.listeners;
@@ -123,7 +95,7 @@ async function throughApache(name: string): Promise<void> {
     apache.stderr?.setEncoding('utf8').on('data', (text: string) => { stderr += text; });
     const deadline = Date.now() + 10_000;
     for (const { port } of ports.byAddress.values()) {
-      while (!(await accepting(port))) {
+      while (!(await accepts(port))) {
         if (apache.exitCode !== null || Date.now() > deadline) {
           throw new Error(`apache2 did not start for ${name}:\n${stderr}${existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '(no error log)'}`);
         }
@@ -139,18 +111,18 @@ async function throughApache(name: string): Promise<void> {
       const bind = ports.byAddress.get(listen);
       assert.ok(bind, `${name}: no Apache listen for ${listen}`);
       const what = `${request.websocket ? 'WebSocket' : (request.method ?? 'GET')} ${listen} ${request.host}${request.path}`;
-      const answer = request.websocket ? await apacheWebSocket(request, bind.port, bind.tls) : await apacheHttp(request, bind.port, bind.tls);
-      const difference = compare(request, answer, `${bind.tls ? 'https' : 'http'}://${request.host}${request.path}`);
+      const answer = request.websocket ? await askWebSocket(request, bind.port, bind.tls) : await askHttp(request, bind.port, bind.tls);
+      const url = `${bind.tls ? 'https' : 'http'}://${request.host}${request.path}`;
+      const difference = compareAnswer(request, answer, (actual, expected) => sameLocation(actual, expected, url));
       if (difference) differences.push(`${what}: ${difference}; httpd answered ${JSON.stringify(answer)}`);
     }
     const log = existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
     assert.equal(differences.length, 0, `${name}: real Apache httpd differs from the expectation:\n  ${differences.join('\n  ')}\nerror log:\n${log}`);
   } finally {
     // Origins first: their end closes httpd's tunnels, which a stopping httpd would otherwise wait for.
-    for (const origin of origins.values()) await origin.close();
+    await copy.closeOrigins();
     if (apache) await stop(apache);
-    cert.remove();
-    rmSync(dir, { recursive: true, force: true });
+    copy.remove();
   }
 }
 
@@ -172,22 +144,6 @@ function withOverride(name: string, written: ExpectedRequest): Request {
     }
   }
   return request;
-}
-
-/** What in `answer` differs from `request` (the harness's rules: a status, else 200 or 101 from the origin), or undefined. */
-function compare(request: Request, answer: Answer, url: string): string | undefined {
-  if (request.status !== undefined) {
-    if (answer.status !== request.status) return `status ${answer.status}, expected ${request.status}`;
-    if (request.location !== undefined && !sameLocation(answer.location, request.location, url)) return `Location ${answer.location}, expected ${request.location}`;
-    if (request.origin === undefined) return undefined;
-  } else if (answer.status !== (request.websocket ? 101 : 200)) {
-    return `status ${answer.status}, expected ${request.websocket ? 101 : 200}`;
-  }
-  if (!answer.origin) return 'no answer from an origin';
-  if (request.origin !== undefined && answer.origin.origin !== request.origin) return `reached ${answer.origin.origin}, expected ${request.origin}`;
-  if (request.originPath !== undefined && answer.origin.url !== request.originPath) return `path at the backend ${answer.origin.url}, expected ${request.originPath}`;
-  if (request.originHost !== undefined && answer.origin.host !== request.originHost) return `Host at the backend ${answer.origin.host}, expected ${request.originHost}`;
-  return undefined;
 }
 
 /** The same Location once both are resolved against the request's URL, as a client resolves them ("/new" and httpd's "http://host/new"). */
@@ -348,84 +304,4 @@ async function stop(apache: ChildProcess): Promise<void> {
   apache.kill('SIGKILL');
   await exited;
   for (const file of shared) rmSync(file, { force: true });
-}
-
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** SNI is a name: the Host without its port, none for an address. */
-function tlsOptions(request: Request): { servername?: string; rejectUnauthorized: false } {
-  const name = request.host.replace(/:\d+$/, '');
-  return net.isIP(name) === 0 ? { servername: name, rejectUnauthorized: false } : { rejectUnauthorized: false };
-}
-
-function parseOrigin(body: string): OriginAnswer | undefined {
-  try {
-    const parsed = JSON.parse(body) as Partial<OriginAnswer>;
-    return typeof parsed.origin === 'string' ? (parsed as OriginAnswer) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function apacheHttp(request: Request, port: number, tls: boolean): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const options = {
-      host: '127.0.0.1', port, path: request.path, method: request.method ?? 'GET', headers: { ...request.headers, Host: request.host }, agent: false as const,
-      ...(tls ? tlsOptions(request) : {}),
-    };
-    const req = (tls ? https : http).request(options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => {
-        const origin = parseOrigin(body);
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, ...(origin ? { origin } : {}) });
-      });
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** A WebSocket handshake; when httpd answers it with something other than 101, that answer (and the origin's JSON, if an origin gave it). */
-function apacheWebSocket(request: Request, port: number, tls: boolean): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}${request.path}`, {
-      headers: { ...request.headers, Host: request.host }, handshakeTimeout: 5_000,
-      ...(tls ? tlsOptions(request) : {}),
-    });
-    let settled = false;
-    ws.on('unexpected-response', (_req, res) => {
-      settled = true;
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => {
-        const origin = parseOrigin(body);
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, ...(origin ? { origin } : {}) });
-        ws.terminate();
-      });
-    });
-    ws.once('message', (data) => {
-      const origin = JSON.parse(String(data)) as OriginAnswer;
-      // One echo proves the tunnel carries frames both ways.
-      ws.send('ping-through');
-      ws.once('message', (echo) => {
-        settled = true;
-        if (String(echo) !== 'ping-through') reject(new Error(`echo was ${String(echo)}`));
-        else resolve({ status: 101, location: undefined, origin });
-        ws.close();
-      });
-    });
-    ws.on('error', (err) => {
-      if (!settled) reject(err);
-    });
-  });
 }

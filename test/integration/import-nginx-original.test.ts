@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { translateNginx } from '../../src/tools/import/nginx/nginx-translator.js';
 import { listenAddress, splitHostPort } from '../../src/tools/import/values.js';
-import { selfSignedCertificate } from '../helpers/certs.js';
-import { FIXTURE_ROOT, listFixtures, startNamedOrigin, type ExpectedRequest, type ImportExpectation } from '../helpers/import-fixtures.js';
+import { FIXTURE_ROOT, listFixtures, copyFixture, type ExpectedRequest, type ImportExpectation } from '../helpers/import-fixtures.js';
 import { NGINX } from '../helpers/nginx.js';
 import { closedPort } from '../helpers/origins.js';
+import { askHttp, askWebSocket, compareAnswer } from '../helpers/original-server-requests.js';
+import { accepts } from '../helpers/server-process.js';
 
 /**
  * The nginx fixtures' expectations proven against nginx itself: each
@@ -35,37 +31,14 @@ describe('switchyard import nginx: the fixtures through a real nginx reach the s
   }
 });
 
-interface OriginAnswer { origin: string; url: string; host: string }
-
-interface Answer { status: number; location: string | undefined; origin?: OriginAnswer }
-
 interface NginxPort { port: number; tls: boolean }
 
 async function throughNginx(name: string): Promise<void> {
   const expectation = JSON.parse(readFileSync(join(FIXTURE_ROOT, 'nginx', `${name}.expect.json`), 'utf8')) as ImportExpectation;
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-nginx-fixture-'));
-  const cert = await selfSignedCertificate('switchyard-nginx-fixture-cert-');
-  const origins = new Map<string, Awaited<ReturnType<typeof startNamedOrigin>>>();
+  const copy = await copyFixture('nginx', expectation, 'switchyard-nginx-fixture-');
+  const { dir, replacements } = copy;
   let nginx: ChildProcess | undefined;
   try {
-    cpSync(join(FIXTURE_ROOT, 'nginx'), dir, { recursive: true });
-    for (const pair of expectation.certs ?? []) {
-      mkdirSync(dirname(join(dir, pair.cert)), { recursive: true });
-      mkdirSync(dirname(join(dir, pair.key)), { recursive: true });
-      copyFileSync(cert.certFile, join(dir, pair.cert));
-      copyFileSync(cert.keyFile, join(dir, pair.key));
-    }
-    const replacements: [string, string][] = [];
-    for (const [address, originName] of Object.entries(expectation.backends ?? {})) {
-      let origin = origins.get(originName);
-      if (!origin) {
-        origin = await startNamedOrigin(originName, expectation.tlsBackends?.includes(originName) ? cert : undefined);
-        origins.set(originName, origin);
-      }
-      replacements.push([address, `127.0.0.1:${origin.port}`]);
-    }
-    // Longer addresses first, so "backend:80" does not eat into "backend:8080".
-    replacements.sort((a, b) => b[0].length - a[0].length);
     const ports = new Map<string, NginxPort>();
     await rewriteTree(dir, dir, name, replacements, ports);
     const runFile = runnableMain(dir, name);
@@ -79,7 +52,7 @@ async function throughNginx(name: string): Promise<void> {
     nginx.once('error', () => undefined);
     const deadline = Date.now() + 10_000;
     for (const address of listeners) {
-      while (!(await accepting(ports.get(address)!.port))) {
+      while (!(await accepts(ports.get(address)!.port))) {
         if (nginx.exitCode !== null || Date.now() > deadline) {
           throw new Error(`nginx did not start for ${name}:\n${existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '(no error log)'}`);
         }
@@ -100,8 +73,8 @@ async function throughNginx(name: string): Promise<void> {
       const bind = ports.get(listen);
       assert.ok(bind, `${name}: no nginx listen for ${listen}`);
       const what = `${request.websocket ? 'WebSocket' : (request.method ?? 'GET')} ${listen} ${request.host}${request.path}`;
-      const answer = request.websocket ? await nginxWebSocket(request, bind.port, bind.tls) : await nginxHttp(request, bind.port, bind.tls);
-      const difference = compare(request, answer);
+      const answer = request.websocket ? await askWebSocket(request, bind.port, bind.tls) : await askHttp(request, bind.port, bind.tls);
+      const difference = compareAnswer(request, answer);
       if (difference) differences.push(`${what}: ${difference}; nginx answered ${JSON.stringify(answer)}`);
     }
     assert.equal(differences.length, 0, `${name}: real nginx differs from the expectation:\n  ${differences.join('\n  ')}`);
@@ -111,26 +84,9 @@ async function throughNginx(name: string): Promise<void> {
       nginx.kill('SIGKILL');
       await exited;
     }
-    for (const origin of origins.values()) await origin.close();
-    cert.remove();
-    rmSync(dir, { recursive: true, force: true });
+    await copy.closeOrigins();
+    copy.remove();
   }
-}
-
-/** What in `answer` differs from `request` (the harness's rules: a status, else 200 or 101 from the origin), or undefined. */
-function compare(request: ExpectedRequest, answer: Answer): string | undefined {
-  if (request.status !== undefined) {
-    if (answer.status !== request.status) return `status ${answer.status}, expected ${request.status}`;
-    if (request.location !== undefined && answer.location !== request.location) return `Location ${answer.location}, expected ${request.location}`;
-    if (request.origin === undefined) return undefined;
-  } else if (answer.status !== (request.websocket ? 101 : 200)) {
-    return `status ${answer.status}, expected ${request.websocket ? 101 : 200}`;
-  }
-  if (!answer.origin) return 'no answer from an origin';
-  if (request.origin !== undefined && answer.origin.origin !== request.origin) return `reached ${answer.origin.origin}, expected ${request.origin}`;
-  if (request.originPath !== undefined && answer.origin.url !== request.originPath) return `path at the backend ${answer.origin.url}, expected ${request.originPath}`;
-  if (request.originHost !== undefined && answer.origin.host !== request.originHost) return `Host at the backend ${answer.origin.host}, expected ${request.originHost}`;
-  return undefined;
 }
 
 /**
@@ -224,84 +180,4 @@ function runnableMain(dir: string, name: string): string {
   const runFile = join(dir, `${name}.nginx-run.conf`);
   writeFileSync(runFile, `${main.join('\n')}\n`);
   return runFile;
-}
-
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** SNI is a name: the Host without its port, none for an address. */
-function tlsOptions(request: ExpectedRequest): { servername?: string; rejectUnauthorized: false } {
-  const name = request.host.replace(/:\d+$/, '');
-  return net.isIP(name) === 0 ? { servername: name, rejectUnauthorized: false } : { rejectUnauthorized: false };
-}
-
-function parseOrigin(body: string): OriginAnswer | undefined {
-  try {
-    const parsed = JSON.parse(body) as Partial<OriginAnswer>;
-    return typeof parsed.origin === 'string' ? (parsed as OriginAnswer) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function nginxHttp(request: ExpectedRequest, port: number, tls: boolean): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const options = {
-      host: '127.0.0.1', port, path: request.path, method: request.method ?? 'GET', headers: { ...request.headers, Host: request.host }, agent: false as const,
-      ...(tls ? tlsOptions(request) : {}),
-    };
-    const req = (tls ? https : http).request(options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => {
-        const origin = parseOrigin(body);
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, ...(origin ? { origin } : {}) });
-      });
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error('no answer within 5 s')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** A WebSocket handshake; when nginx answers it with something other than 101, that answer (and the origin's JSON, if an origin gave it). */
-function nginxWebSocket(request: ExpectedRequest, port: number, tls: boolean): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}${request.path}`, {
-      headers: { ...request.headers, Host: request.host }, handshakeTimeout: 5_000,
-      ...(tls ? tlsOptions(request) : {}),
-    });
-    let settled = false;
-    ws.on('unexpected-response', (_req, res) => {
-      settled = true;
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => {
-        const origin = parseOrigin(body);
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, ...(origin ? { origin } : {}) });
-        ws.terminate();
-      });
-    });
-    ws.once('message', (data) => {
-      const origin = JSON.parse(String(data)) as OriginAnswer;
-      // One echo proves the tunnel carries frames both ways.
-      ws.send('ping-through');
-      ws.once('message', (echo) => {
-        settled = true;
-        if (String(echo) !== 'ping-through') reject(new Error(`echo was ${String(echo)}`));
-        else resolve({ status: 101, location: undefined, origin });
-        ws.close();
-      });
-    });
-    ws.on('error', (err) => {
-      if (!settled) reject(err);
-    });
-  });
 }
