@@ -3,7 +3,7 @@
  * own process, real origins on 127.0.0.1:0, real HTTP, HTTPS and WebSocket clients.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
@@ -14,7 +14,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { acceptByHand } from '../helpers/websocket-frames.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
-import { killPid, spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
+import { alive, childPids, type CliProcess, killPid, spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { sleep, waitFor } from '../helpers/raw.js';
 
 const START_LINE = /^switchyard listening on (https?):\/\/127\.0\.0\.1:(\d+)\b.*$/m;
@@ -23,15 +23,6 @@ const START_LINE = /^switchyard listening on (https?):\/\/127\.0\.0\.1:(\d+)\b.*
 
 /** Extra PIDs (cluster workers) to kill if a test leaves them behind. */
 const strayPids = new Set<number>();
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 afterEach(async () => {
   await stopSwitchyards();
@@ -69,21 +60,6 @@ async function startCli(args: readonly string[], env: Record<string, string> = {
   const port = Number(match[2]);
   assert.ok(port > 0 && port < 65536, `a real port in the start line: ${match[0]}`);
   return Object.assign(cli, { port, scheme: match[1] as string, startLine: match[0] });
-}
-
-function childPids(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry));
-    } catch {
-      // the process went away while listing
-    }
-  }
-  return children;
 }
 
 // ---------------------------------------------------------------- clients

@@ -6,7 +6,7 @@
  * listener reports and drains across both workers.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, afterEach, test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { Snapshot, TunnelSnapshot } from '../../src/admin/snapshot.js';
-import { killPid, spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
+import { childPids, type CliProcess, killPid, spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { startOrigin } from '../helpers/origins.js';
 import { sleep, waitFor } from '../helpers/raw.js';
 
@@ -80,21 +80,6 @@ async function stopGracefully(cli: CliProcess, ms = 10_000): Promise<{ code: num
   for (const pid of childPids(cli.pid)) strayPids.add(pid);
   process.kill(cli.pid, 'SIGTERM');
   return withTimeout(cli.exited, ms, `process ${cli.pid} to exit after SIGTERM (stderr: ${JSON.stringify(cli.stderr.slice(-2_000))})`);
-}
-
-function childPids(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry));
-    } catch {
-      // gone while listing
-    }
-  }
-  return children;
 }
 
 // ---------------------------------------------------------------- clients

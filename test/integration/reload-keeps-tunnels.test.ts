@@ -13,14 +13,14 @@
  * worker process holding it.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { TunnelSnapshot } from '../../src/admin/snapshot.js';
-import { killPid, spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
+import { childPids, type CliProcess, killPid, spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { sleep, waitFor } from '../helpers/raw.js';
 
@@ -71,22 +71,6 @@ function tempDir(): string {
 }
 
 // ---------------------------------------------------------------- processes
-
-/** Live (not zombie) child processes of `pid`, sorted. */
-function childPids(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry));
-    } catch {
-      // gone while listing
-    }
-  }
-  return children.sort((x, y) => x - y);
-}
 
 /** Alive and still running bin/switchyard.js (guards against a reused pid). */
 function isOurWorker(pid: number): boolean {

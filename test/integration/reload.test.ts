@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { sleep, waitFor } from '../helpers/raw.js';
+import { childPids, alive } from '../helpers/cli.js';
 
 // dist/test/integration/reload.test.js -> the repository root
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -231,30 +232,6 @@ function cleanEnv(): NodeJS.ProcessEnv {
   delete env.NODE_OPTIONS;
   delete env.NODE_TEST_CONTEXT;
   return env;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function childPids(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') children.push(Number(entry));
-    } catch {
-      // the process went away while listing
-    }
-  }
-  return children.sort((a, b) => a - b);
 }
 
 function killPid(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
