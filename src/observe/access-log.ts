@@ -70,14 +70,17 @@ export class AccessLog {
   }
 
   /**
-   * Writes out what is buffered and closes the file (on exit). A destination
-   * that is failing is dropped instead: sonic-boom's synchronous flush retries
-   * a full disk forever, which would hang the exit.
+   * Writes out what is buffered and closes the file (stdout stays open). A
+   * destination that is failing is dropped instead: sonic-boom's synchronous
+   * flush retries a full disk forever, which would hang the exit.
    */
   close(): void {
     try {
       if (this.failing) this.destination.destroy();
-      else this.destination.flushSync();
+      else {
+        this.destination.flushSync();
+        if (this.config.path !== '-') this.destination.end();
+      }
     } catch {
       this.destination.destroy();
     }

@@ -68,13 +68,7 @@ async function startHarness(yaml: string): Promise<Harness> {
     close: async () => {
       await admin.close();
       await proxy.shutdown(0);
-      const destination = (accessLog as unknown as { destination: { end(): void } }).destination;
-      try {
-        accessLog.flush();
-        destination.end();
-      } catch {
-        // already closed
-      }
+      accessLog.close();
     },
   };
 }

@@ -246,14 +246,7 @@ timeouts: { tunnel_idle: 30s }
     url: `http://127.0.0.1:${port}`,
     close: async () => {
       await proxy.shutdown(0);
-      // AccessLog has no way to close its file: end its destination so nothing stays open.
-      const destination = (accessLog as unknown as { destination: { end(): void } }).destination;
-      try {
-        accessLog.flush();
-        destination.end();
-      } catch {
-        // already closed
-      }
+      accessLog.close();
     },
   };
 }

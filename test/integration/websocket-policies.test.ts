@@ -115,7 +115,7 @@ async function startProxy(t: TestContext, backend: Backend, websocket: string | 
   t.after(async () => {
     await proxy.shutdown(0);
     accessLog.flush();
-    (accessLog as unknown as { destination: { end(): void } }).destination.end();
+    accessLog.close();
   });
   const port = proxy.addresses[0]!.port;
   return {
