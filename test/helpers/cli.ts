@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,4 +101,23 @@ export function childPids(pid: number): number[] {
     }
   }
   return children.sort((a, b) => a - b);
+}
+
+/**
+ * Undo steps for the calling test file: each test pushes what it started, and
+ * after every test (pass or fail) they run in reverse order, each bounded by 10 s.
+ */
+export function cleanupsAfterEach(): (() => Promise<unknown> | unknown)[] {
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => {
+    while (cleanups.length > 0) {
+      const cleanup = cleanups.pop() as () => Promise<unknown> | unknown;
+      try {
+        await withTimeout(Promise.resolve().then(cleanup), 10_000, 'cleanup');
+      } catch {
+        // keep cleaning up the rest
+      }
+    }
+  });
+  return cleanups;
 }

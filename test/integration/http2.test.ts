@@ -19,6 +19,7 @@ import { closedPort, startOrigin } from '../helpers/origins.js';
 import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { openFdCount, sleep, waitFor } from '../helpers/raw.js';
+import { withTimeout } from '../helpers/cli.js';
 
 // ---------------------------------------------------------------- certificate
 
@@ -38,14 +39,6 @@ function startTlsProxy(input: Omit<Parameters<typeof startProxy>[0], 'tls'>): Pr
 }
 
 // ---------------------------------------------------------------- helpers
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** An h2 session to the proxy, trusting the test certificate; resolves once connected. */
 async function h2Connect(proxy: TestProxy): Promise<http2.ClientHttp2Session> {

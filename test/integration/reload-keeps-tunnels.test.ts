@@ -17,10 +17,10 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import http, { type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { TunnelSnapshot } from '../../src/admin/snapshot.js';
-import { childPids, type CliProcess, killPid, spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
+import { childPids, cleanupsAfterEach, type CliProcess, killPid, spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { sleep, waitFor } from '../helpers/raw.js';
 
@@ -51,18 +51,7 @@ const BATCH = 50;
 // ---------------------------------------------------------------- cleanup
 
 /** Everything a test started, undone in reverse order after it (pass or fail). */
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) {
-    const cleanup = cleanups.pop() as () => Promise<unknown> | unknown;
-    try {
-      await withTimeout(Promise.resolve().then(cleanup), 10_000, 'cleanup');
-    } catch {
-      // keep cleaning up the rest
-    }
-  }
-});
+const cleanups = cleanupsAfterEach();
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-reload-tunnels-'));

@@ -15,7 +15,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import type { SwitchyardConfig } from '../../src/config/model.js';
 import { loadConfigText } from '../../src/config/load.js';
@@ -23,7 +23,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { sleep, waitFor } from '../helpers/raw.js';
-import { childPids, alive } from '../helpers/cli.js';
+import { alive, childPids, cleanupsAfterEach, withTimeout } from '../helpers/cli.js';
 
 // dist/test/integration/reload.test.js -> the repository root
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -33,27 +33,8 @@ const SECRET = randomBytes(24).toString('hex');
 
 // ---------------------------------------------------------------- cleanup
 
-/** Everything a test started, closed in reverse order after it (pass or fail). */
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) {
-    const cleanup = cleanups.pop() as () => Promise<unknown> | unknown;
-    try {
-      await withTimeout(Promise.resolve().then(cleanup), 10_000, 'cleanup');
-    } catch {
-      // keep cleaning up the rest
-    }
-  }
-});
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
+/** Everything a test started, undone in reverse order after it (pass or fail). */
+const cleanups = cleanupsAfterEach();
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-reload-'));

@@ -27,7 +27,7 @@ import { loadConfigFile } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Switchyard } from '../../src/server/switchyard.js';
 import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js';
-import { spawnSwitchyard, stopSwitchyards, withTimeout, type CliProcess } from '../helpers/cli.js';
+import { cleanupsAfterEach, type CliProcess, spawnSwitchyard, stopSwitchyards, withTimeout } from '../helpers/cli.js';
 import { closeSession, h2Connect, h2Get, openH2WebSocket, OP_CLOSE, type H2WebSocket } from '../helpers/h2-websocket.js';
 import { startOrigin, type Origin } from '../helpers/origins.js';
 import { sleep, waitFor } from '../helpers/raw.js';
@@ -72,20 +72,9 @@ after(async () => {
 
 // ---------------------------------------------------------------- cleanup
 
-/** Everything a test started, closed in reverse order after it (pass or fail). */
-const cleanups: (() => Promise<unknown> | unknown)[] = [];
-
-afterEach(async () => {
-  while (cleanups.length > 0) {
-    const cleanup = cleanups.pop() as () => Promise<unknown> | unknown;
-    try {
-      await withTimeout(Promise.resolve().then(cleanup), 10_000, 'cleanup');
-    } catch {
-      // keep cleaning up the rest
-    }
-  }
-  await stopSwitchyards();
-});
+/** Everything a test started, undone in reverse order after it (pass or fail); then any CLI still running. */
+const cleanups = cleanupsAfterEach();
+afterEach(stopSwitchyards);
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-tls-reload-'));

@@ -25,6 +25,8 @@ import { selfSignedCertificate, type TestCertificate } from '../helpers/certs.js
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { openFdCount, sleep, waitFor } from '../helpers/raw.js';
 import { clientFrame } from '../helpers/websocket-frames.js';
+import { withTimeout } from '../helpers/cli.js';
+import { h2Connect as connectH2 } from '../helpers/h2-websocket.js';
 
 // ---------------------------------------------------------------- certificate
 
@@ -72,14 +74,6 @@ interface WsMessage {
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -240,17 +234,8 @@ class FrameReader {
 // ---------------------------------------------------------------- HTTP/2 client
 
 /** An h2 session to the proxy (trusting the test certificate), once the server's SETTINGS have arrived. */
-async function h2Connect(port: number, options: http2.SecureClientSessionOptions = {}): Promise<http2.ClientHttp2Session> {
-  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: cert, ...options });
-  const failed = new Promise<never>((_resolve, reject) => session.once('error', reject));
-  session.on('error', () => undefined);
-  try {
-    await withTimeout(Promise.race([new Promise<void>((resolve) => session.once('remoteSettings', () => resolve())), failed]), 5_000, 'the server SETTINGS');
-  } catch (err) {
-    session.destroy();
-    throw err;
-  }
-  return session;
+function h2Connect(port: number, options: http2.SecureClientSessionOptions = {}): Promise<http2.ClientHttp2Session> {
+  return connectH2(port, { ca: cert, ...options });
 }
 
 type ResponseHeaders = http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader;
