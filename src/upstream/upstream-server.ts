@@ -1,4 +1,4 @@
-import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import type { Socket } from 'node:net';
 import { buildConnector, Pool } from 'undici';
 import type { UpstreamTlsConfig } from '../config/model.js';
@@ -84,7 +84,7 @@ export class UpstreamServer {
     this.port = parsed.port;
     this.origin = parsed.origin;
     this.basePath = parsed.basePath;
-    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername, parsed.hostname) : undefined;
+    this.tlsOptions = parsed.secure ? tlsConnectOptions(options.tls, options.hostname ?? parsed.servername) : undefined;
     this.http2 = options.http2 ?? false;
   }
 
@@ -149,7 +149,8 @@ export class UpstreamServer {
  */
 function keepTlsErrors(connect: buildConnector.connector): buildConnector.connector {
   // undici names the server after each request's Host; an empty name makes it use
-  // the connector's own (tls.servername, else the URL's host), as documented.
+  // the connector's own (tls.servername, else the URL's host; none for an IP
+  // address, whose certificate is then checked against the address), as documented.
   return (options, callback) => connect({ ...options, servername: '' }, (err, socket) => {
     if (socket) (socket as Socket).prependListener('error', destroyOnTlsError);
     // undici's callback type is a union of (err, null) and (null, socket).
@@ -182,13 +183,10 @@ function withPort(host: string, port: number, secure: boolean): string {
   return port === (secure ? 443 : 80) ? host : `${host}:${port}`;
 }
 
-function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined, address: string): ConnectionOptions {
+function tlsConnectOptions(tls: UpstreamTlsConfig | undefined, servername: string | undefined): ConnectionOptions {
   const name = tls?.servername ?? servername;
   return {
     ...(name !== undefined ? { servername: name } : {}),
-    // A server given by IP address has no SNI name: undici would then check the
-    // certificate against the request's Host, so pin the check to the address.
-    ...(name === undefined ? { checkServerIdentity: (_host: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(address, cert) } : {}),
     ...(tls?.ca ? { ca: tls.ca } : {}),
     ...(tls?.cert ? { cert: tls.cert } : {}),
     ...(tls?.key ? { key: tls.key } : {}),
